@@ -51,6 +51,25 @@ class EmgChunk:
     def __len__(self) -> int:
         return len(self.time)
 
+    def slice(self, start: int, stop: int) -> "EmgChunk":
+        return EmgChunk(
+            emg=self.emg[start:stop],
+            time=self.time[start:stop],
+            package_num=self.package_num[start:stop],
+            imu=None if self.imu is None else self.imu[start:stop],
+        )
+
+    @classmethod
+    def concatenate(cls, chunks: list["EmgChunk"]) -> "EmgChunk":
+        """Join consecutive chunks (imu kept only when every chunk has it)."""
+        imus = [c.imu for c in chunks]
+        return cls(
+            emg=np.concatenate([c.emg for c in chunks]),
+            time=np.concatenate([c.time for c in chunks]),
+            package_num=np.concatenate([c.package_num for c in chunks]),
+            imu=None if any(i is None for i in imus) else np.concatenate(imus),
+        )
+
     @classmethod
     def empty(cls, num_channels: int, with_imu: bool = False) -> "EmgChunk":
         imu = np.zeros((0, 6), np.float32) if with_imu else None
@@ -89,6 +108,11 @@ class EmgSource(abc.ABC):
 
     def release(self) -> None:
         """Free the device. Safe to call more than once, and after a failed prepare."""
+
+    @property
+    def exhausted(self) -> bool:
+        """True once a finite source (a file, a fixed-length simulation) has no more."""
+        return False
 
     @property
     def dropped_packets(self) -> int:

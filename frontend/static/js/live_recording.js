@@ -1,0 +1,117 @@
+// Live recording page: scrolling EMG traces, signal quality, status polling.
+// Samples arrive over a websocket as "live.emg" messages (see webapp/recordings/ingest.py).
+import uPlot from "../vendor/uplot/uPlot.esm.js";
+
+const WINDOW_S = 5; // seconds of EMG on screen
+const root = document.getElementById("live");
+let plots = [];
+let channelData = []; // per channel: {t: [], v: []}
+let samplesSeen = 0;
+let dirty = false;
+
+function makePlots(numChannels) {
+  const container = document.getElementById("traces");
+  container.innerHTML = "";
+  plots = [];
+  channelData = [];
+  for (let c = 0; c < numChannels; c++) {
+    channelData.push({ t: [], v: [] });
+    const opts = {
+      width: container.clientWidth || 800,
+      height: 70,
+      legend: { show: false },
+      cursor: { show: false },
+      scales: { x: { time: false } },
+      axes: [{ show: c === numChannels - 1 }, { size: 50, label: `ch${c + 1}` }],
+      series: [{}, { stroke: `hsl(${(c * 45) % 360} 65% 45%)`, width: 1 }],
+    };
+    plots.push(new uPlot(opts, [[], []], container));
+  }
+}
+
+function appendSamples(message) {
+  if (plots.length !== message.emg.length) makePlots(message.emg.length);
+  const n = message.emg[0].length;
+  message.emg.forEach((values, c) => {
+    const series = channelData[c];
+    for (let i = 0; i < n; i++) {
+      series.t.push(message.t0 + i * message.dt);
+      series.v.push(values[i]);
+    }
+    const newest = series.t[series.t.length - 1];
+    let drop = 0;
+    while (drop < series.t.length && series.t[drop] < newest - WINDOW_S) drop++;
+    series.t.splice(0, drop);
+    series.v.splice(0, drop);
+  });
+  samplesSeen += n;
+  dirty = true;
+  document.getElementById("dropped").textContent = message.dropped_packets;
+  document.getElementById("trace-info").textContent = `live · ${message.chunks_stored} chunks stored`;
+  if (message.quality) showQuality(message.quality);
+}
+
+function draw() {
+  if (dirty) {
+    const t0 = channelData[0].t[0];
+    plots.forEach((plot, c) => {
+      plot.setData([channelData[c].t.map((t) => t - t0), channelData[c].v]);
+    });
+    root.dataset.samplesDrawn = String(samplesSeen);
+    dirty = false;
+  }
+  requestAnimationFrame(draw);
+}
+
+function percent(x) {
+  return `${(100 * x).toFixed(1)} %`;
+}
+
+function showQuality(channels) {
+  const body = document.querySelector("#quality tbody");
+  body.innerHTML = "";
+  channels.forEach((q, c) => {
+    const row = body.insertRow();
+    row.className = q.problem ? "bad" : "ok";
+    [`ch${c + 1}`, q.rms_uv.toFixed(1), percent(q.line_noise_ratio), percent(q.clipped_fraction),
+     q.problem || "good"].forEach((text) => { row.insertCell().textContent = text; });
+  });
+}
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const socket = new WebSocket(`${scheme}://${location.host}${root.dataset.wsPath}`);
+  socket.onmessage = (event) => {
+    const message = JSON.parse(event.data);
+    if (message.type === "live.emg") appendSamples(message);
+  };
+  socket.onclose = () => setTimeout(connect, 1000); // the server restarted: come back
+}
+
+// The buttons on offer depend on the status and on which agents are online, so the
+// page reloads when either changes; traces resume from the websocket.
+async function pollStatus() {
+  try {
+    const response = await fetch(root.dataset.statusUrl, { credentials: "same-origin" });
+    const status = await response.json();
+    const agentsOnline = status.agents_online.map((a) => a.id).join(",");
+    root.dataset.agentsOnline ??= agentsOnline;
+    const waitingForAgent = status.status === "created" && agentsOnline !== root.dataset.agentsOnline;
+    if (status.status !== root.dataset.status || waitingForAgent) {
+      location.reload();
+      return;
+    }
+    if (status.sample_count) document.getElementById("samples").textContent = status.sample_count;
+    const agent = status.agent;
+    document.getElementById("agent-status").textContent = agent
+      ? `${agent.name} · ${agent.online ? "connected" : "offline"}`
+      : `${status.agents_online.length} connected`;
+  } catch (error) {
+    document.getElementById("agent-status").textContent = "server unreachable, retrying…";
+  }
+  setTimeout(pollStatus, 2000);
+}
+
+connect();
+pollStatus();
+requestAnimationFrame(draw);

@@ -1,0 +1,36 @@
+"""Turns the stored chunks of a finished recording into one session recording."""
+
+from __future__ import annotations
+
+from recorder.chunk_files import ChunkDirectory
+from recorder.devices.base import EmgChunk
+from recorder.protocol import STREAM_EMG, decode_chunk
+from recorder.session_file import SessionAttributes, SessionEvent, SessionRecording
+
+
+class AssemblyError(RuntimeError):
+    """The stored chunks do not add up to what the agent says it recorded."""
+
+
+def assemble_recording(chunks: ChunkDirectory, expected_chunks: int,
+                       expected_samples: int, attrs: SessionAttributes) -> SessionRecording:  # fmt: skip
+    """Concatenate chunks 0..expected_chunks-1, checking that nothing is missing."""
+    seqs = chunks.seqs(STREAM_EMG)
+    missing = sorted(set(range(expected_chunks)) - set(seqs))
+    if missing:
+        raise AssemblyError(f"{len(missing)} of {expected_chunks} chunks are missing "
+                            f"(first missing: seq {missing[0]})")  # fmt: skip
+    if expected_chunks == 0:
+        raise AssemblyError("the recording holds no samples")
+    decoded = [decode_chunk(chunks.get(STREAM_EMG, seq)).samples for seq in range(expected_chunks)]
+    samples = EmgChunk.concatenate(decoded)
+    if len(samples) != expected_samples:
+        raise AssemblyError(f"stored chunks hold {len(samples)} samples but the agent "
+                            f"recorded {expected_samples}")  # fmt: skip
+    events = [
+        SessionEvent(float(samples.time[0]), "recording", "start"),
+        SessionEvent(float(samples.time[-1]), "recording", "end"),
+    ]
+    return SessionRecording(emg=samples.emg, emg_time=samples.time,
+                            package_num=samples.package_num, imu=samples.imu,
+                            attrs=attrs, events=events)  # fmt: skip

@@ -1,0 +1,229 @@
+"""The agent <-> server wire protocol, version 1.
+
+Two kinds of websocket message:
+- JSON text messages: {"v": 1, "type": "<namespace>.<name>", ...fields}. Every field is
+  checked against `MESSAGE_FIELDS`; anything else is a `ProtocolError` naming the problem.
+- Binary chunks of samples. A fixed little-endian header, then the payload:
+      magic "EMGC", version u8, stream id u8, channels u8, flags u8,
+      session id u64, sequence number u64, sample count u32,
+      first sample time f64 (s, device clock), CRC-32 of the payload u32
+  payload: time f64[n], package_num i64[n], emg f32[n, channels] (µV),
+           and imu f32[n, 6] when flags has HAS_IMU.
+  The same (session, stream, seq) always carries the same bytes, so storing it twice
+  is harmless: the server keeps the first copy and acknowledges every copy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from recorder.devices.base import EmgChunk
+
+PROTOCOL_VERSION = 1
+CHUNK_MAGIC = b"EMGC"
+HEADER = struct.Struct("<4sBBBBQQIdI")
+HAS_IMU = 0x01
+IMU_COLUMNS = 6
+
+STREAM_EMG = 0
+STREAM_NAMES = {STREAM_EMG: "emg"}
+
+MAX_CHANNELS = 64
+MAX_SAMPLES_PER_CHUNK = 5000  # 10 s at 500 Hz: far above the agent's 100 ms chunks
+MAX_TEXT_BYTES = 64 * 1024
+MAX_CHUNK_BYTES = HEADER.size + MAX_SAMPLES_PER_CHUNK * (8 + 8 + 4 * (MAX_CHANNELS + 6))
+
+
+class ProtocolError(ValueError):
+    """A message broke the protocol. `code` is machine-readable, str() is for people."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One decoded binary chunk."""
+
+    session_id: int
+    stream_id: int
+    seq: int
+    samples: EmgChunk
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.samples)
+
+
+# ---------------------------------------------------------------- binary chunks
+
+
+def encode_chunk(session_id: int, stream_id: int, seq: int, samples: EmgChunk) -> bytes:
+    """Pack samples into one binary frame (see module docstring)."""
+    n, channels = samples.emg.shape
+    parts = [
+        np.ascontiguousarray(samples.time, "<f8").tobytes(),
+        np.ascontiguousarray(samples.package_num, "<i8").tobytes(),
+        np.ascontiguousarray(samples.emg, "<f4").tobytes(),
+    ]
+    flags = 0
+    if samples.imu is not None:
+        flags |= HAS_IMU
+        parts.append(np.ascontiguousarray(samples.imu, "<f4").tobytes())
+    payload = b"".join(parts)
+    first_time_s = float(samples.time[0]) if n else 0.0
+    header = HEADER.pack(
+        CHUNK_MAGIC, PROTOCOL_VERSION, stream_id, channels, flags,
+        session_id, seq, n, first_time_s, zlib.crc32(payload),
+    )  # fmt: skip
+    return header + payload
+
+
+def decode_chunk(frame: bytes, expected_channels: int | None = None) -> Chunk:
+    """Unpack and fully validate one binary frame; raise ProtocolError on any problem."""
+    if len(frame) > MAX_CHUNK_BYTES:
+        raise ProtocolError("too_large", f"chunk of {len(frame)} bytes exceeds the "
+                            f"{MAX_CHUNK_BYTES}-byte limit")  # fmt: skip
+    if len(frame) < HEADER.size:
+        raise ProtocolError("bad_chunk", f"chunk of {len(frame)} bytes is shorter "
+                            f"than the {HEADER.size}-byte header")  # fmt: skip
+    magic, version, stream_id, channels, flags, session_id, seq, n, first_time_s, crc = (
+        HEADER.unpack_from(frame)
+    )
+    _check_header(magic, version, stream_id, channels, n, expected_channels)
+    payload = frame[HEADER.size :]
+    columns = 8 + 8 + 4 * channels + (4 * IMU_COLUMNS if flags & HAS_IMU else 0)
+    if len(payload) != n * columns:
+        raise ProtocolError("bad_chunk", f"payload is {len(payload)} bytes but "
+                            f"{n} samples × {channels} channels need {n * columns}")  # fmt: skip
+    if zlib.crc32(payload) != crc:
+        raise ProtocolError("bad_checksum", f"chunk seq {seq}: CRC-32 mismatch, "
+                            "the payload was corrupted in transit")  # fmt: skip
+    samples = _unpack_payload(payload, n, channels, bool(flags & HAS_IMU))
+    _check_samples(samples, seq, first_time_s)
+    return Chunk(session_id=session_id, stream_id=stream_id, seq=seq, samples=samples)
+
+
+def _check_header(magic, version, stream_id, channels, n, expected_channels) -> None:
+    if magic != CHUNK_MAGIC:
+        raise ProtocolError("bad_chunk", f"binary message does not start with "
+                            f"{CHUNK_MAGIC!r}: not an EMG chunk")  # fmt: skip
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError("bad_version", f"chunk protocol version {version} is not "
+                            f"supported; this server speaks {PROTOCOL_VERSION}")  # fmt: skip
+    if stream_id not in STREAM_NAMES:
+        raise ProtocolError("bad_stream", f"unknown stream id {stream_id}")
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise ProtocolError("bad_channels", f"{channels} channels is out of range "
+                            f"1..{MAX_CHANNELS}")  # fmt: skip
+    if expected_channels is not None and channels != expected_channels:
+        raise ProtocolError("bad_channels", f"chunk has {channels} channels but the "
+                            f"device announced {expected_channels}")  # fmt: skip
+    if not 1 <= n <= MAX_SAMPLES_PER_CHUNK:
+        raise ProtocolError("bad_chunk", f"{n} samples in one chunk is out of range "
+                            f"1..{MAX_SAMPLES_PER_CHUNK}")  # fmt: skip
+
+
+def _unpack_payload(payload: bytes, n: int, channels: int, has_imu: bool) -> EmgChunk:
+    offset = 0
+
+    def take(dtype: str, count: int) -> np.ndarray:
+        nonlocal offset
+        array = np.frombuffer(payload, dtype, count, offset)
+        offset += array.nbytes
+        return array
+
+    time_s = take("<f8", n).astype(np.float64)
+    package_num = take("<i8", n).astype(np.int64)
+    emg = take("<f4", n * channels).reshape(n, channels).astype(np.float32)
+    imu = take("<f4", n * IMU_COLUMNS).reshape(n, IMU_COLUMNS).astype(np.float32) if has_imu else None
+    return EmgChunk(emg=emg, time=time_s, package_num=package_num, imu=imu)
+
+
+def _check_samples(samples: EmgChunk, seq: int, first_time_s: float) -> None:
+    if not np.isfinite(samples.emg).all():
+        raise ProtocolError("not_finite", f"chunk seq {seq}: EMG contains NaN or "
+                            "infinite values")  # fmt: skip
+    if samples.imu is not None and not np.isfinite(samples.imu).all():
+        raise ProtocolError("not_finite", f"chunk seq {seq}: IMU contains NaN or "
+                            "infinite values")  # fmt: skip
+    if not np.isfinite(samples.time).all() or np.any(np.diff(samples.time) < 0):
+        raise ProtocolError("bad_time", f"chunk seq {seq}: sample times must be "
+                            "finite and non-decreasing")  # fmt: skip
+    if samples.time[0] != first_time_s:
+        raise ProtocolError("bad_time", f"chunk seq {seq}: header first-sample time "
+                            "disagrees with the payload")  # fmt: skip
+
+
+# ---------------------------------------------------------------- JSON messages
+
+# type -> {field: allowed python types}; every listed field is required.
+MESSAGE_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    # agent -> server
+    "agent.hello": {"agent_version": (str,), "device": (dict,), "sessions": (list,)},
+    "agent.ping": {},
+    "recording.started": {"session": (int,), "device": (dict,)},
+    "recording.stopped": {"session": (int,), "chunks": (int,), "samples": (int,),
+                          "dropped_packets": (int,), "reason": (str,)},  # fmt: skip
+    "recording.failed": {"session": (int,), "message": (str,)},
+    # server -> agent
+    "agent.welcome": {"agent": (str,), "server_version": (str,)},
+    "agent.pong": {},
+    "recording.start": {"session": (int,), "band_rotation_deg": (int, float)},
+    "recording.stop": {"session": (int,)},
+    "recording.closed": {"session": (int,), "status": (str,)},
+    "chunk.ack": {"session": (int,), "stream": (int,), "seqs": (list,)},
+    "error": {"code": (str,), "message": (str,)},
+}
+
+
+def make_message(type_: str, **fields) -> str:
+    """Serialize one message, checking it against its schema first."""
+    message = {"v": PROTOCOL_VERSION, "type": type_, **fields}
+    validate_message(message)
+    return json.dumps(message, separators=(",", ":"))
+
+
+def parse_message(text: str | bytes) -> dict:
+    """Decode and validate one JSON message; raise ProtocolError naming the problem."""
+    if len(text) > MAX_TEXT_BYTES:
+        raise ProtocolError("too_large", f"message of {len(text)} bytes exceeds the "
+                            f"{MAX_TEXT_BYTES}-byte limit")  # fmt: skip
+    try:
+        message = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError("bad_json", f"message is not valid JSON: {exc}") from None
+    validate_message(message)
+    return message
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not allowed")
+
+
+def validate_message(message) -> None:
+    if not isinstance(message, dict):
+        raise ProtocolError("bad_schema", "message must be a JSON object")
+    if message.get("v") != PROTOCOL_VERSION:
+        raise ProtocolError("bad_version", f"protocol version {message.get('v')!r} is "
+                            f"not supported; this side speaks {PROTOCOL_VERSION}")  # fmt: skip
+    type_ = message.get("type")
+    if type_ not in MESSAGE_FIELDS:
+        raise ProtocolError("bad_type", f"unknown message type {type_!r}")
+    for name, types in MESSAGE_FIELDS[type_].items():
+        if name not in message:
+            raise ProtocolError("bad_schema", f"{type_}: missing field {name!r}")
+        value = message[name]
+        # bool is an int in Python, but never a valid id or count here
+        if isinstance(value, bool) or not isinstance(value, types):
+            expected = " or ".join(t.__name__ for t in types)
+            raise ProtocolError("bad_schema", f"{type_}: field {name!r} must be {expected}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ProtocolError("bad_schema", f"{type_}: field {name!r} must be finite")

@@ -1,0 +1,86 @@
+"""Per-channel signal quality of raw EMG, for the live page and the signal check.
+
+Computed on the last second or so of raw samples (µV):
+- rms_uv: overall level. Healthy forearm EMG at rest is a few µV to tens of µV.
+- line_noise_ratio: share of power within ±2 Hz of the mains frequency and its
+  first harmonic, after removing the mean. Above ~0.5 the electrode contact is poor.
+- clipped_fraction: share of samples at the amplifier's rails.
+- flat: the channel barely moves (disconnected electrode or dead channel).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+FLAT_STD_UV = 0.5
+CLIP_LEVEL_UV = 0.98 * 6000.0  # MindRove's input range is about ±6 mV
+LINE_NOISE_BAD_RATIO = 0.5
+CLIPPED_BAD_FRACTION = 0.01
+
+
+@dataclass(frozen=True)
+class ChannelQuality:
+    rms_uv: float
+    line_noise_ratio: float
+    clipped_fraction: float
+    flat: bool
+
+    @property
+    def problem(self) -> str:
+        """Advice for the person wearing the band, or "" when the channel looks fine."""
+        if self.flat:
+            return "flat: electrode not touching the skin, or channel dead"
+        if self.clipped_fraction > CLIPPED_BAD_FRACTION:
+            return "clipping: reseat the band, check for a loose electrode"
+        if self.line_noise_ratio > LINE_NOISE_BAD_RATIO:
+            return "mains hum: poor contact; moisten the skin or tighten the band"
+        return ""
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "problem": self.problem}
+
+
+def channel_quality(emg_uv: np.ndarray, sampling_rate_hz: float,
+                    line_frequency_hz: float = 50.0) -> list[ChannelQuality]:  # fmt: skip
+    """Quality of each channel of `emg_uv` (n_samples, channels)."""
+    centred = emg_uv - emg_uv.mean(axis=0)
+    power = np.abs(np.fft.rfft(centred, axis=0)) ** 2  # (freqs, channels)
+    freqs_hz = np.fft.rfftfreq(len(emg_uv), 1.0 / sampling_rate_hz)
+    near_mains = np.zeros_like(freqs_hz, dtype=bool)
+    for harmonic_hz in (line_frequency_hz, 2 * line_frequency_hz):
+        near_mains |= np.abs(freqs_hz - harmonic_hz) <= 2.0
+    total = power[1:].sum(axis=0) + 1e-12
+    line_ratio = power[near_mains].sum(axis=0) / total
+    rms = np.sqrt((centred**2).mean(axis=0))
+    clipped = (np.abs(emg_uv) >= CLIP_LEVEL_UV).mean(axis=0)
+    std = centred.std(axis=0)
+    return [
+        ChannelQuality(float(rms[c]), float(line_ratio[c]), float(clipped[c]),
+                       bool(std[c] < FLAT_STD_UV))  # fmt: skip
+        for c in range(emg_uv.shape[1])
+    ]
+
+
+class RecentSamples:
+    """A ring buffer of the most recent samples of every channel."""
+
+    def __init__(self, num_channels: int, capacity: int):
+        self.buffer = np.zeros((capacity, num_channels), np.float32)
+        self.filled = 0
+        self.end = 0
+
+    def extend(self, emg: np.ndarray) -> None:
+        emg = emg[-len(self.buffer) :]
+        first = min(len(emg), len(self.buffer) - self.end)
+        self.buffer[self.end : self.end + first] = emg[:first]
+        self.buffer[: len(emg) - first] = emg[first:]
+        self.end = (self.end + len(emg)) % len(self.buffer)
+        self.filled = min(self.filled + len(emg), len(self.buffer))
+
+    def latest(self) -> np.ndarray:
+        """The buffered samples, oldest first."""
+        if self.filled < len(self.buffer):
+            return self.buffer[: self.filled].copy()
+        return np.roll(self.buffer, -self.end, axis=0)

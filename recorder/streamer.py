@@ -1,0 +1,77 @@
+"""Reads a device on its own thread and writes every sample into the spool.
+
+The device thread never touches the network: it only turns device reads into spooled
+chunks, so a slow or absent connection can never make the device buffer overflow.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+from recorder.devices.base import EmgChunk, EmgSource
+from recorder.protocol import STREAM_EMG, encode_chunk
+from recorder.spool import SpoolSession
+
+log = logging.getLogger(__name__)
+
+# keeps frames small even when a device hands over a long backlog at once
+MAX_CHUNK_SAMPLES = 1000
+
+
+class DeviceStreamer(threading.Thread):
+    """Streams one device into one spooled session until stopped or the device ends."""
+
+    def __init__(
+        self,
+        device: EmgSource,
+        spool_session: SpoolSession,
+        on_chunk: Callable[[], None],
+        chunk_s: float = 0.1,
+    ):
+        super().__init__(name=f"device-session-{spool_session.session_id}", daemon=True)
+        self.device = device
+        self.spool_session = spool_session
+        self.on_chunk = on_chunk  # called (on this thread) after each spooled chunk
+        self.chunk_s = chunk_s
+        self.stop_requested = threading.Event()
+        self.error: str | None = None
+
+    def run(self) -> None:
+        reason = "stopped by user"
+        try:
+            self.device.prepare()
+            self.device.start()
+            reason = self._stream_until_stopped()
+            self.device.stop()
+            while self._spool_next_read(timeout_s=0.0):  # drain what the device holds
+                pass
+        except Exception as exc:  # the device failed: keep what was spooled, report it
+            log.exception("device failed")
+            self.error = reason = f"device failed: {exc}"
+        finally:
+            self.device.release()
+            self.spool_session.mark_stopped(reason)
+            self.on_chunk()
+
+    def _stream_until_stopped(self) -> str:
+        while not self.stop_requested.wait(self.chunk_s):
+            if self._spool_next_read(timeout_s=self.chunk_s) == 0 and self._exhausted():
+                return "device finished"
+        return "stopped by user"
+
+    def _exhausted(self) -> bool:
+        return bool(getattr(self.device, "exhausted", False))
+
+    def _spool_next_read(self, timeout_s: float) -> int:
+        samples = self.device.read(timeout_s)
+        for start in range(0, len(samples), MAX_CHUNK_SAMPLES):
+            piece = samples.slice(start, start + MAX_CHUNK_SAMPLES)
+            frame = encode_chunk(
+                self.spool_session.session_id, STREAM_EMG,
+                self.spool_session.state["next_seq"], piece,
+            )  # fmt: skip
+            self.spool_session.add_chunk(frame, len(piece), self.device.dropped_packets)
+            self.on_chunk()
+        return len(samples)

@@ -1,0 +1,196 @@
+"""Websocket consumers: the agent ingest, and the browser's live view of a session.
+
+Consumers validate, dispatch and keep database work in the small async helpers of
+`presence.py`; the chunk files are written on a worker thread so one agent's fsync
+never stalls the event loop for the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from recorder.protocol import (
+    STREAM_EMG,
+    ProtocolError,
+    decode_chunk,
+    make_message,
+    parse_message,
+)
+from webapp.recordings import presence
+from webapp.recordings.ingest import SessionIngest
+
+log = logging.getLogger(__name__)
+
+
+class AgentConsumer(AsyncWebsocketConsumer):
+    """One connected agent: authenticates, stores chunks durably, acknowledges them."""
+
+    async def connect(self):
+        self.token = await presence.find_token(_bearer_token(self.scope))
+        self.device: dict | None = None
+        self.ingests: dict[int, SessionIngest] = {}
+        await self.accept()
+        if self.token is None:
+            await self.send_error("bad_token", "agent token is missing, unknown or "
+                                  "revoked; create one on the Agent tokens page")  # fmt: skip
+            await self.close(code=4001)
+            return
+        await self.channel_layer.group_add(self.token.group_name, self.channel_name)
+
+    async def disconnect(self, code):
+        if getattr(self, "token", None) is not None:
+            await self.channel_layer.group_discard(self.token.group_name, self.channel_name)
+            await presence.mark_disconnected(self.token.pk)
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if self.token is None:
+            return
+        try:
+            if bytes_data is not None:
+                await self.receive_chunk(bytes_data)
+            else:
+                await self.receive_message(parse_message(text_data))
+        except ProtocolError as exc:
+            log.info("agent %s: %s", self.token.pk, exc)
+            await self.send_error(exc.code, str(exc))
+
+    async def send_error(self, code: str, message: str) -> None:
+        await self.send(text_data=make_message("error", code=code, message=message))
+
+    # ------------------------------------------------------------ JSON messages
+
+    async def receive_message(self, message: dict) -> None:
+        kind = message["type"]
+        if kind != "agent.hello" and self.device is None:
+            raise ProtocolError("hello_first", "send agent.hello before anything else")
+        if kind == "agent.hello":
+            await self.on_hello(message)
+        elif kind == "agent.ping":
+            await presence.touch(self.token.pk)
+            await self.send(text_data=make_message("agent.pong"))
+        elif kind == "recording.started":
+            await presence.record_device(self.token.pk, message["session"], message["device"])
+        elif kind == "recording.stopped":
+            await self.on_recording_stopped(message)
+        elif kind == "recording.failed":
+            await presence.fail_session(self.token.pk, message["session"], message["message"])
+        else:
+            raise ProtocolError("bad_type", f"{kind} is not a message an agent may send")
+
+    async def on_hello(self, message: dict) -> None:
+        device = message["device"]
+        if not isinstance(device.get("channel_names"), list) or not isinstance(
+            device.get("sampling_rate_hz"), (int, float)
+        ):
+            raise ProtocolError("bad_schema", "agent.hello: device needs channel_names "
+                                "(list) and sampling_rate_hz (number)")  # fmt: skip
+        self.device = device
+        await presence.mark_connected(self.token.pk, device)
+        await self.send(text_data=make_message(
+            "agent.welcome", agent=self.token.name, server_version="1"
+        ))  # fmt: skip
+        reported = {s.get("session") for s in message["sessions"] if isinstance(s, dict)}
+        for command in await presence.commands_after_reconnect(self.token.pk, reported):
+            await self.send(text_data=command)
+
+    async def on_recording_stopped(self, message: dict) -> None:
+        session_id = message["session"]
+        ingest = await self.ingest_for(session_id, allow_closed=True)
+        if ingest is not None and ingest.contiguous < message["chunks"]:
+            raise ProtocolError("incomplete", f"session {session_id}: the agent sent "
+                                f"{message['chunks']} chunks but only {ingest.contiguous} "
+                                "are stored; send the rest first")  # fmt: skip
+        status = await presence.close_recording(self.token.pk, message)
+        await self.send(text_data=make_message(
+            "recording.closed", session=session_id, status=status
+        ))  # fmt: skip
+
+    # ------------------------------------------------------------ binary chunks
+
+    async def receive_chunk(self, frame: bytes) -> None:
+        if self.device is None:
+            raise ProtocolError("hello_first", "send agent.hello before any chunk")
+        chunk = decode_chunk(frame, expected_channels=len(self.device["channel_names"]))
+        ingest = await self.ingest_for(chunk.session_id)
+        if not ingest.is_stored(chunk.seq):
+            ingest.check_window(chunk.seq)
+            await asyncio.to_thread(ingest.chunks.put, STREAM_EMG, chunk.seq, frame)
+            ingest.mark_stored(chunk.seq)
+            await self.channel_layer.group_send(
+                f"session.{chunk.session_id}.live", ingest.live_update(chunk)
+            )
+        await self.send(text_data=make_message(
+            "chunk.ack", session=chunk.session_id, stream=STREAM_EMG, seqs=[chunk.seq]
+        ))  # fmt: skip
+
+    async def ingest_for(self, session_id: int, allow_closed: bool = False):
+        """The ingest state of a session this agent may stream into, or an error."""
+        if session_id in self.ingests:
+            return self.ingests[session_id]
+        status = await presence.session_status_for_agent(self.token.pk, session_id)
+        if status is None:
+            raise ProtocolError("unknown_session", f"session {session_id} does not exist "
+                                "or is not being recorded by this agent")  # fmt: skip
+        if status not in ("recording", "stopping"):
+            if allow_closed:
+                return None
+            raise ProtocolError("session_closed", f"session {session_id} is {status}; "
+                                "it accepts no more samples")  # fmt: skip
+        ingest = await asyncio.to_thread(
+            SessionIngest, session_id, settings.CHUNK_STORE_DIR / f"session-{session_id}",
+            float(self.device["sampling_rate_hz"]), len(self.device["channel_names"]),
+            float(self.device.get("extra", {}).get("line_frequency_hz", 50.0)),
+        )  # fmt: skip
+        self.ingests[session_id] = ingest
+        return ingest
+
+    # ------------------------------------------------------------ group events
+
+    async def agent_command(self, event):
+        """A start/stop command from the portal (see views.start_recording)."""
+        await self.send(text_data=event["message"])
+
+    async def agent_revoked(self, event):
+        await self.send_error("token_revoked", "this agent's token was revoked")
+        await self.close(code=4003)
+
+
+class LiveConsumer(AsyncWebsocketConsumer):
+    """A browser tab watching one of its user's sessions."""
+
+    async def connect(self):
+        user = self.scope.get("user")
+        self.session_id = int(self.scope["url_route"]["kwargs"]["session_id"])
+        if not (user and user.is_authenticated) or not await presence.owns_session(
+            user.pk, self.session_id
+        ):
+            await self.close(code=4003)
+            return
+        self.group = f"session.{self.session_id}.live"
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code):
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def live_emg(self, event):
+        await self.send(text_data=json.dumps(event))
+
+    async def live_status(self, event):
+        await self.send(text_data=json.dumps(event))
+
+
+def _bearer_token(scope) -> str:
+    """The secret from an "Authorization: Token <secret>" header."""
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            scheme, _, secret = value.decode("latin-1").partition(" ")
+            if scheme.lower() in ("token", "bearer"):
+                return secret.strip()
+    return ""

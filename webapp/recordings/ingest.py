@@ -1,0 +1,81 @@
+"""What an agent connection tracks for each session it streams into (no I/O to the DB).
+
+Sequence numbers must arrive within a window past the first missing one: a chunk
+already stored is a harmless duplicate, a chunk far ahead is a protocol error.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from recorder.chunk_files import ChunkDirectory
+from recorder.protocol import STREAM_EMG, Chunk, ProtocolError
+from recorder.quality import RecentSamples, channel_quality
+
+MAX_SEQ_AHEAD = 1024  # chunks past the first missing one; the agent keeps 64 in flight
+QUALITY_INTERVAL_S = 0.5
+DISPLAY_DECIMATION = 2  # 500 Hz -> 250 Hz points for the browser's traces
+
+
+class SessionIngest:
+    def __init__(self, session_id: int, chunk_dir: Path, sampling_rate_hz: float,
+                 num_channels: int, line_frequency_hz: float = 50.0):  # fmt: skip
+        self.session_id = session_id
+        self.chunks = ChunkDirectory(chunk_dir)
+        self.sampling_rate_hz = sampling_rate_hz
+        self.line_frequency_hz = line_frequency_hz
+        stored = self.chunks.seqs(STREAM_EMG)
+        self.contiguous = self.chunks.contiguous_count(STREAM_EMG)
+        self.stored_ahead = {seq for seq in stored if seq > self.contiguous}
+        self.recent = RecentSamples(num_channels, int(sampling_rate_hz))
+        self._quality_due_s = 0.0
+        self._last_package_num: int | None = None
+        self.dropped_packets = 0  # seen live on this connection; the file has the truth
+
+    def is_stored(self, seq: int) -> bool:
+        return seq < self.contiguous or seq in self.stored_ahead
+
+    def check_window(self, seq: int) -> None:
+        if seq >= self.contiguous + MAX_SEQ_AHEAD:
+            raise ProtocolError("seq_too_far_ahead", f"chunk seq {seq} is more than "
+                                f"{MAX_SEQ_AHEAD} ahead of the first missing chunk "
+                                f"({self.contiguous})")  # fmt: skip
+
+    def mark_stored(self, seq: int) -> None:
+        self.stored_ahead.add(seq)
+        while self.contiguous in self.stored_ahead:
+            self.stored_ahead.remove(self.contiguous)
+            self.contiguous += 1
+
+    def live_update(self, chunk: Chunk) -> dict:
+        """The message for watching browsers: decimated traces, and quality when due."""
+        samples = chunk.samples
+        self.recent.extend(samples.emg)
+        self._count_dropped(samples.package_num)
+        update = {
+            "type": "live.emg",
+            "session": self.session_id,
+            "seq": chunk.seq,
+            "t0": float(samples.time[0]),
+            "dt": DISPLAY_DECIMATION / self.sampling_rate_hz,
+            "emg": np.round(samples.emg[::DISPLAY_DECIMATION].T, 1).tolist(),
+            "chunks_stored": self.contiguous,
+            "dropped_packets": self.dropped_packets,
+        }
+        now_s = time.monotonic()
+        if now_s >= self._quality_due_s and self.recent.filled >= self.sampling_rate_hz / 2:
+            self._quality_due_s = now_s + QUALITY_INTERVAL_S
+            quality = channel_quality(self.recent.latest(), self.sampling_rate_hz,
+                                      self.line_frequency_hz)  # fmt: skip
+            update["quality"] = [q.as_dict() for q in quality]
+        return update
+
+    def _count_dropped(self, package_num: np.ndarray) -> None:
+        if self._last_package_num is not None:
+            package_num = np.concatenate([[self._last_package_num], package_num])
+        steps = np.diff(package_num)
+        self.dropped_packets += int(steps[steps > 1].sum() - np.count_nonzero(steps > 1))
+        self._last_package_num = int(package_num[-1])

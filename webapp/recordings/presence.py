@@ -1,0 +1,120 @@
+"""The database side of the agent ingest: small async helpers, one query each."""
+
+from __future__ import annotations
+
+from channels.db import database_sync_to_async
+from django.db import transaction
+from django.utils import timezone
+
+from recorder.protocol import make_message
+from webapp.accounts.models import AgentToken
+from webapp.recordings.models import RecordingSession
+
+Status = RecordingSession.Status
+
+
+@database_sync_to_async
+def find_token(secret: str) -> AgentToken | None:
+    return AgentToken.find_active(secret) if secret else None
+
+
+@database_sync_to_async
+def mark_connected(token_id: int, device: dict) -> None:
+    AgentToken.objects.filter(pk=token_id).update(
+        connected=True, last_seen_at=timezone.now(), device_info=device
+    )
+
+
+@database_sync_to_async
+def mark_disconnected(token_id: int) -> None:
+    AgentToken.objects.filter(pk=token_id).update(connected=False)
+
+
+@database_sync_to_async
+def touch(token_id: int) -> None:
+    AgentToken.objects.filter(pk=token_id).update(connected=True, last_seen_at=timezone.now())
+
+
+@database_sync_to_async
+def owns_session(user_id: int, session_id: int) -> bool:
+    return RecordingSession.objects.filter(pk=session_id, owner_id=user_id).exists()
+
+
+@database_sync_to_async
+def session_status_for_agent(token_id: int, session_id: int) -> str | None:
+    """The session's status if this agent is the one recording it, else None."""
+    return (
+        RecordingSession.objects.filter(pk=session_id, agent_id=token_id)
+        .values_list("status", flat=True)
+        .first()
+    )
+
+
+@database_sync_to_async
+def record_device(token_id: int, session_id: int, device: dict) -> None:
+    RecordingSession.objects.filter(pk=session_id, agent_id=token_id).update(
+        device_info=device
+    )
+
+
+@database_sync_to_async
+def fail_session(token_id: int, session_id: int, message: str) -> None:
+    RecordingSession.objects.filter(
+        pk=session_id, agent_id=token_id, status__in=[Status.RECORDING, Status.STOPPING]
+    ).update(status=Status.FAILED, error=f"agent: {message}"[:2000])
+
+
+@database_sync_to_async
+def commands_after_reconnect(token_id: int, reported: set[int]) -> list[str]:
+    """What a (re)connecting agent must be told about the sessions assigned to it.
+
+    A start sent while the agent was offline is sent again; a stop likewise.
+    Sessions the agent still holds but the server has closed are closed again.
+    """
+    commands = []
+    assigned = RecordingSession.objects.filter(agent_id=token_id)
+    for session in assigned.filter(status__in=[Status.RECORDING, Status.STOPPING]):
+        if session.pk not in reported and session.status == Status.RECORDING:
+            commands.append(start_command(session))
+        elif session.status == Status.STOPPING:
+            commands.append(make_message("recording.stop", session=session.pk))
+    for session in assigned.filter(pk__in=reported).exclude(
+        status__in=[Status.RECORDING, Status.STOPPING]
+    ):
+        commands.append(make_message("recording.closed", session=session.pk,
+                                     status=session.status))  # fmt: skip
+    return commands
+
+
+def start_command(session: RecordingSession) -> str:
+    return make_message("recording.start", session=session.pk,
+                        band_rotation_deg=session.band_rotation_deg)  # fmt: skip
+
+
+@database_sync_to_async
+def close_recording(token_id: int, report: dict) -> str:
+    """Record the agent's totals and queue the session file's assembly.
+
+    Idempotent: a repeated report (after a reconnect) changes nothing.
+    """
+    from webapp.recordings.tasks import assemble_session_file
+
+    with transaction.atomic():
+        session = (
+            RecordingSession.objects.select_for_update()
+            .filter(pk=report["session"], agent_id=token_id)
+            .first()
+        )
+        if session is None:
+            return "unknown"
+        if session.status not in (Status.RECORDING, Status.STOPPING):
+            return session.status
+        session.status = Status.ASSEMBLING
+        session.stopped_at = session.stopped_at or timezone.now()
+        session.expected_chunks = report["chunks"]
+        session.expected_samples = report["samples"]
+        session.dropped_packets = report["dropped_packets"]
+        session.stop_reason = report["reason"][:200]
+        session.save()
+        transaction.on_commit(lambda: assemble_session_file.delay(session.pk))
+    return session.status

@@ -1,0 +1,69 @@
+"""Celery tasks of the recordings app: thin wrappers around recorder functions."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from celery import shared_task
+from django.conf import settings
+
+from recorder.assembly import AssemblyError, assemble_recording
+from recorder.chunk_files import ChunkDirectory
+from recorder.session_file import SessionAttributes, SessionFormatError, write_session
+from webapp.recordings.models import RecordingSession
+
+log = logging.getLogger(__name__)
+Status = RecordingSession.Status
+
+
+def session_attributes(session: RecordingSession) -> SessionAttributes:
+    device = session.device_info or {}
+    return SessionAttributes(
+        device=device.get("kind", "unknown"),
+        sampling_rate_hz=float(device.get("sampling_rate_hz", 500.0)),
+        channel_names=tuple(device.get("channel_names", ())),
+        subject=session.subject.name,
+        session=str(session.pk),
+        band_placement=session.band_placement,
+        band_rotation_deg=session.band_rotation_deg,
+        handedness=session.subject.handedness,
+        protocol=session.protocol_name,
+        dropped_packets=session.dropped_packets,
+        device_info=device,
+    )
+
+
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@shared_task(acks_late=True)
+def assemble_session_file(session_id: int) -> str:
+    """Write the session's HDF5 file from its stored chunks, then drop the chunks."""
+    session = RecordingSession.objects.select_related("subject").get(pk=session_id)
+    if session.status != Status.ASSEMBLING:
+        return session.status  # already done (a redelivered task)
+    chunks = ChunkDirectory(settings.CHUNK_STORE_DIR / f"session-{session_id}")
+    try:
+        recording = assemble_recording(chunks, session.expected_chunks,
+                                       session.expected_samples, session_attributes(session))  # fmt: skip
+    except (AssemblyError, SessionFormatError) as exc:
+        log.error("session %s could not be assembled: %s", session_id, exc)
+        RecordingSession.objects.filter(pk=session_id).update(status=Status.FAILED, error=str(exc))
+        return Status.FAILED
+    relative_path = f"sessions/user-{session.owner_id}/session-{session_id}.h5"
+    path = settings.MEDIA_ROOT / relative_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_session(path, recording)
+    RecordingSession.objects.filter(pk=session_id).update(
+        status=Status.COMPLETE, file=relative_path, file_sha256=file_sha256(path),
+        sample_count=len(recording.emg_time),
+        duration_s=float(recording.emg_time[-1] - recording.emg_time[0]),
+    )  # fmt: skip
+    chunks.delete()
+    return Status.COMPLETE

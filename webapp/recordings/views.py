@@ -1,0 +1,130 @@
+"""Portal pages for subjects and recording sessions. Every query is scoped to the user."""
+
+from __future__ import annotations
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import FileResponse, Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from recorder.protocol import make_message
+from webapp.accounts.models import AgentToken
+from webapp.recordings.forms import SessionForm, SubjectForm
+from webapp.recordings.models import RecordingSession, Subject
+from webapp.recordings.presence import start_command
+
+Status = RecordingSession.Status
+
+
+def _get_session(request, session_id: int) -> RecordingSession:
+    """The user's own session, or 404 (another user's session does not exist for them)."""
+    return get_object_or_404(
+        RecordingSession.objects.select_related("subject", "agent"),
+        pk=session_id, owner=request.user,
+    )  # fmt: skip
+
+
+def _send_to_agent(agent: AgentToken, message: str) -> None:
+    async_to_sync(get_channel_layer().group_send)(
+        agent.group_name, {"type": "agent.command", "message": message}
+    )
+
+
+@login_required
+def subjects(request):
+    form = SubjectForm(request.POST or None, owner=request.user)
+    if request.method == "POST" and form.is_valid():
+        form.instance.owner = request.user
+        form.save()
+        messages.success(request, f"Subject {form.instance.name} added.")
+        return redirect("subjects")
+    rows = Subject.objects.filter(owner=request.user)
+    return render(request, "recordings/subjects.html", {"form": form, "subjects": rows})
+
+
+@login_required
+def sessions(request):
+    form = SessionForm(request.POST or None, owner=request.user)
+    if request.method == "POST" and form.is_valid():
+        form.instance.owner = request.user
+        session = form.save()
+        return redirect(session)
+    rows = RecordingSession.objects.filter(owner=request.user).select_related("subject")
+    has_subjects = Subject.objects.filter(owner=request.user).exists()
+    return render(request, "recordings/sessions.html",
+                  {"form": form, "sessions": rows, "has_subjects": has_subjects})  # fmt: skip
+
+
+@login_required
+def session_detail(request, session_id: int):
+    session = _get_session(request, session_id)
+    agents = [a for a in AgentToken.objects.active().filter(owner=request.user) if a.is_online()]
+    return render(request, "recordings/session_detail.html",
+                  {"session": session, "agents": agents})  # fmt: skip
+
+
+@login_required
+def session_status(request, session_id: int):
+    """Polled by the live page: status, totals and the user's online agents."""
+    session = _get_session(request, session_id)
+    agents = AgentToken.objects.active().filter(owner=request.user)
+    return JsonResponse({
+        "status": session.status,
+        "status_label": session.get_status_display(),
+        "sample_count": session.sample_count,
+        "duration_s": session.duration_s,
+        "dropped_packets": session.dropped_packets,
+        "error": session.error,
+        "download_url": session.file and f"/sessions/{session.pk}/download",
+        "agent": session.agent and {"name": session.agent.name,
+                                    "online": session.agent.is_online()},
+        "agents_online": [{"id": a.pk, "name": a.name} for a in agents if a.is_online()],
+    })  # fmt: skip
+
+
+@login_required
+@require_POST
+def start_recording(request, session_id: int):
+    session = _get_session(request, session_id)
+    agent = AgentToken.objects.active().filter(
+        pk=request.POST.get("agent") or 0, owner=request.user
+    ).first()
+    if session.status != Status.CREATED:
+        messages.error(request, f"This session is {session.get_status_display().lower()}; "
+                       "create a new session to record again.")  # fmt: skip
+    elif agent is None or not agent.is_online():
+        messages.error(request, "Choose one of your agents that is connected.")
+    else:
+        with transaction.atomic():
+            session.status, session.agent = Status.RECORDING, agent
+            session.started_at = timezone.now()
+            session.save(update_fields=["status", "agent", "started_at"])
+        _send_to_agent(agent, start_command(session))
+    return redirect(session)
+
+
+@login_required
+@require_POST
+def stop_recording(request, session_id: int):
+    session = _get_session(request, session_id)
+    if session.status in (Status.RECORDING, Status.STOPPING):
+        RecordingSession.objects.filter(pk=session.pk).update(
+            status=Status.STOPPING, stopped_at=timezone.now()
+        )
+        if session.agent is not None:
+            _send_to_agent(session.agent, make_message("recording.stop", session=session.pk))
+    return redirect(session)
+
+
+@login_required
+def download(request, session_id: int):
+    session = _get_session(request, session_id)
+    if not session.file:
+        raise Http404("This session has no file yet.")
+    return FileResponse(session.file.open("rb"), as_attachment=True,
+                        filename=f"session-{session.pk}.h5")  # fmt: skip
