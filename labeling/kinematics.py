@@ -269,7 +269,9 @@ def bone_lengths_mm(joints: np.ndarray) -> np.ndarray:
     joints' units, MediaPipe finger order."""
     fingers = joints[..., 1:, :].reshape(joints.shape[:-2] + (5, 4, 3))
     wrist = joints[..., :1, None, :]
-    chain = np.concatenate([np.broadcast_to(wrist, fingers[..., :1, :].shape), fingers], -2)
+    chain = np.concatenate(
+        [np.broadcast_to(wrist, fingers[..., :1, :].shape), fingers], -2
+    )
     return np.linalg.norm(np.diff(chain, axis=-2), axis=-1).reshape(
         joints.shape[:-2] + (20,)
     )

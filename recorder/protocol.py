@@ -169,7 +169,6 @@ MESSAGE_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     # agent -> server
     "agent.hello": {"agent_version": (str,), "device": (dict,), "sessions": (list,)},
     "agent.ping": {},
-    "recording.started": {"session": (int,), "device": (dict,)},
     "recording.stopped": {"session": (int,), "chunks": (int,), "samples": (int,),
                           "dropped_packets": (int,), "reason": (str,)},  # fmt: skip
     "recording.failed": {"session": (int,), "message": (str,)},

@@ -60,6 +60,10 @@ class ReplayDevice(EmgSource):
     def dropped_packets(self) -> int:
         return self._packets.dropped_packets
 
+    @property
+    def exhausted(self) -> bool:
+        return not self.loop and self._position >= len(self.recording.emg_time)
+
     def read(self, timeout_s: float = 1.0) -> EmgChunk:
         """The samples due since the last read; waits up to `timeout_s` for one.
         Empty once the file is played out (without loop) or the device stopped."""

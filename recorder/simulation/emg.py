@@ -21,12 +21,17 @@ state, so the stream does not depend on how it is read.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy.signal import butter, sosfilt, sosfilt_zi
 
 from recorder.simulation.muscles import Muscle
 
-MUSCLE_PEAK_UV = 650.0  # RMS at the skin right over a superficial, fully active muscle
+if TYPE_CHECKING:
+    from recorder.simulation.simulator import SimulatorConfig
+
+MUSCLE_PEAK_UV = 550.0  # RMS at the skin right over a superficial, fully active muscle
 DEPTH_SCALE_MM = 10.0
 SPREAD_DEG = 28.0  # angular spread of a superficial source
 SPREAD_DEG_PER_MM = 1.2  # extra spread per mm of depth
@@ -56,8 +61,10 @@ def mixing_matrix(
 def source_filter(sampling_rate_hz: float) -> tuple[np.ndarray, float]:
     """Band-pass shaping sections for muscle sources and the gain that makes unit
     white noise come out with unit RMS."""
-    high_hz = min(200.0, 0.45 * sampling_rate_hz)
-    sos = butter(2, [40.0, high_hz], btype="bandpass", fs=sampling_rate_hz, output="sos")
+    high_hz = min(160.0, 0.45 * sampling_rate_hz)
+    sos = butter(
+        2, [50.0, high_hz], btype="bandpass", fs=sampling_rate_hz, output="sos"
+    )
     impulse = np.zeros(4096)
     impulse[0] = 1.0
     return sos, 1.0 / np.sqrt(np.sum(sosfilt(sos, impulse) ** 2))
@@ -71,22 +78,29 @@ class EmgGenerator:
         muscles: tuple[Muscle, ...],
         anatomy_rng: np.random.Generator,
         noise_rng: np.random.Generator,
-        config,
+        config: SimulatorConfig,
     ) -> None:
         self.config = config
         self._noise_rng = noise_rng
         self.mixing = self._subject_mixing(muscles, anatomy_rng)  # (M, C) µV
         num_channels = config.num_channels
-        self._line_uv = config.line_noise_uv * anatomy_rng.uniform(0.5, 1.5, num_channels)
+        self._line_uv = config.line_noise_uv * anatomy_rng.uniform(
+            0.5, 1.5, num_channels
+        )
         self._line_phase = anatomy_rng.uniform(0, 2 * np.pi, (2, num_channels))
-        self._drift_hz = anatomy_rng.uniform(0.03, 0.3, (2, num_channels))
-        self._drift_phase = anatomy_rng.uniform(0, 2 * np.pi, (2, num_channels))
-        self._floor_uv = config.noise_floor_uv * anatomy_rng.uniform(0.8, 1.2, num_channels)
+        # Two slow sways shared by all electrodes, mixed with per-electrode weights.
+        self._drift_hz = anatomy_rng.uniform(0.03, 0.3, 2)
+        self._drift_weights = anatomy_rng.normal(0, 1, (4, num_channels))
+        self._floor_uv = config.noise_floor_uv * anatomy_rng.uniform(
+            0.8, 1.2, num_channels
+        )
         self.bad_channels, self.bad_channel_kind = self._pick_bad_channel(anatomy_rng)
         rate = config.sampling_rate_hz
         self._source_sos, self._source_gain = source_filter(rate)
         self._source_state = self._initial_state(self._source_sos, len(muscles))
-        self._artifact_sos = butter(2, [1.0, 15.0], btype="bandpass", fs=rate, output="sos")
+        self._artifact_sos = butter(
+            2, [1.0, 15.0], btype="bandpass", fs=rate, output="sos"
+        )
         self._artifact_state = self._initial_state(self._artifact_sos, num_channels)
 
     @staticmethod
@@ -111,7 +125,11 @@ class EmgGenerator:
         return gains * muscle_gain[:, None] * contact_gain[None, :]
 
     def _pick_bad_channel(self, rng: np.random.Generator) -> tuple[list[int], str]:
-        draw, channel, kind = rng.random(), rng.integers(self.config.num_channels), rng.random()
+        draw, channel, kind = (
+            rng.random(),
+            rng.integers(self.config.num_channels),
+            rng.random(),
+        )
         if draw >= self.config.bad_channel_probability:
             return [], ""
         return [int(channel)], ("flat" if kind < 0.5 else "noisy")
@@ -123,28 +141,35 @@ class EmgGenerator:
         joint speed (n,) that drives motion artifacts."""
         num_samples, num_muscles = activation.shape
         num_channels = self.config.num_channels
-        white = self._noise_rng.standard_normal((num_samples, num_muscles + 2 * num_channels))
+        white = self._noise_rng.standard_normal(
+            (num_samples, num_muscles + 2 * num_channels)
+        )
         sources, self._source_state = sosfilt(
             self._source_sos, white[:, :num_muscles], axis=0, zi=self._source_state
         )
         emg = (sources * (activation * self._source_gain)) @ self.mixing
         emg += white[:, num_muscles : num_muscles + num_channels] * self._floor_uv
         emg += self._line_noise(times_s) + self._drift(times_s)
-        emg += self._motion_artifact(white[:, num_muscles + num_channels :], hand_speed_rad_s)
+        emg += self._motion_artifact(
+            white[:, num_muscles + num_channels :], hand_speed_rad_s
+        )
         floor_noise = white[:, num_muscles : num_muscles + num_channels]
         return self._spoil_bad_channel(emg, floor_noise)
 
     def _line_noise(self, times_s: np.ndarray) -> np.ndarray:
-        phase = 2 * np.pi * self.config.line_frequency_hz * times_s[:, None]
-        fundamental = np.sin(phase + self._line_phase[0])
-        third = 0.3 * np.sin(3 * phase + self._line_phase[1])
+        phase = 2 * np.pi * self.config.line_frequency_hz * times_s
+        fundamental = _shifted_sine(phase, self._line_phase[0])
+        third = 0.3 * _shifted_sine(3 * phase, self._line_phase[1])
         return (fundamental + third) * self._line_uv
 
     def _drift(self, times_s: np.ndarray) -> np.ndarray:
-        phase = 2 * np.pi * self._drift_hz[:, None, :] * times_s[None, :, None]
-        return self.config.drift_uv * np.sin(phase + self._drift_phase[:, None, :]).sum(0)
+        phase = 2 * np.pi * self._drift_hz[None, :] * times_s[:, None]  # (n, 2)
+        waves = np.concatenate([np.sin(phase), np.cos(phase)], axis=1)  # (n, 4)
+        return self.config.drift_uv / np.sqrt(2) * (waves @ self._drift_weights)
 
-    def _motion_artifact(self, white: np.ndarray, speed_rad_s: np.ndarray) -> np.ndarray:
+    def _motion_artifact(
+        self, white: np.ndarray, speed_rad_s: np.ndarray
+    ) -> np.ndarray:
         wobble, self._artifact_state = sosfilt(
             self._artifact_sos, white, axis=0, zi=self._artifact_state
         )
@@ -164,8 +189,17 @@ class EmgGenerator:
         return emg
 
 
+def _shifted_sine(phase: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """sin(phase + shift) as (n, C) for phase (n,) and shift (C,), with n sines only."""
+    return np.outer(np.sin(phase), np.cos(shift)) + np.outer(
+        np.cos(phase), np.sin(shift)
+    )
+
+
 def imu_block(
-    times_s: np.ndarray, hand_speed_rad_s: np.ndarray, rng: np.random.Generator,
+    times_s: np.ndarray,
+    hand_speed_rad_s: np.ndarray,
+    rng: np.random.Generator,
     wobble: tuple[np.ndarray, np.ndarray],
 ) -> np.ndarray:
     """IMU (n, 6): accelerometer xyz in g (gravity seen by a slowly swaying forearm,
@@ -181,5 +215,7 @@ def imu_block(
     noise = rng.standard_normal((len(times_s), 6))
     jolt = 0.01 * np.clip(hand_speed_rad_s / MOTION_SPEED_RAD_S, 0, 2)[:, None]
     accel = gravity + (0.003 + jolt) * noise[:, :3]
-    gyro = np.rad2deg(np.stack([roll_rate, pitch_rate, 0 * roll], -1)) + 0.3 * noise[:, 3:]
+    gyro = (
+        np.rad2deg(np.stack([roll_rate, pitch_rate, 0 * roll], -1)) + 0.3 * noise[:, 3:]
+    )
     return np.concatenate([accel, gyro], axis=1)

@@ -54,12 +54,12 @@ MUSCLES: tuple[Muscle, ...] = (
     Muscle("ecu", 90, 6, cocontraction=0.8),
 )  # fmt: skip
 
-BASELINE_DRIVE = 0.03  # resting tone
+BASELINE_DRIVE = 0.02  # resting tone
 FLEXION_RANGE_RAD = 1.2  # rest -> full flexion, gives a tonic drive of ~1
 EXTENSION_RANGE_RAD = 0.5  # rest -> full extension
 PHASIC_SPEED_RAD_S = 4.0  # joint speed of a brisk gesture
 TONIC_GAIN = 0.45
-PHASIC_GAIN = 0.35
+PHASIC_GAIN = 0.15
 
 
 def _weight_matrix(muscles: tuple[Muscle, ...], attribute: str) -> np.ndarray:

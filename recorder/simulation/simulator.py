@@ -29,7 +29,7 @@ class SimulatorConfig:
     num_channels: int = 8
     camera_fps: float = 30.0
     line_frequency_hz: float = 50.0  # 60.0 in the Americas
-    line_noise_uv: float = 4.0  # mains amplitude per electrode (varies ×0.5-1.5)
+    line_noise_uv: float = 6.0  # mains amplitude per electrode (varies ×0.5-1.5)
     band_rotation_deg: float = 0.0  # electrode 0 sits at the dorsal midline + this
     bad_channel_probability: float = 0.2  # chance that one electrode is bad
     handedness: str = "right"  # "left" mirrors joints and forearm anatomy
@@ -61,7 +61,9 @@ class ArmbandSimulator:
         )
         self._emg = EmgGenerator(MUSCLES, anatomy_rng, self._noise_rng, self.config)
         self._imu_wobble = (anatomy_rng.uniform(0.05, 0.3, 2), np.deg2rad([6.0, 4.0]))
-        self.channel_names = tuple(f"ch{k + 1}" for k in range(self.config.num_channels))
+        self.channel_names = tuple(
+            f"ch{k + 1}" for k in range(self.config.num_channels)
+        )
         self._next_block_index = 0
         self._buffer: list[np.ndarray] = []  # [emg, sample_index, imu] not yet served
 
@@ -72,5 +74,79 @@ class ArmbandSimulator:
 
     @property
     def bad_channel_kind(self) -> str:
-        """"flat", "noisy" or "" when no channel is bad."""
+        """ "flat", "noisy" or "" when no channel is bad."""
         return self._emg.bad_channel_kind
+
+    def next_emg(self, n_samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The next `n_samples` of the stream: emg (n, C) float32 µV, sample_index (n,)
+        int64 (time = index / rate), imu (n, 6) float32 (accel g, gyro deg/s)."""
+        blocks = [self._buffer] if self._buffer else []
+        available = self._buffered_samples()
+        while available < n_samples:
+            blocks.append(self._generate_block())
+            available += BLOCK_SAMPLES
+        if len(blocks) > 1:
+            self._buffer = [
+                np.concatenate(parts) for parts in zip(*blocks, strict=True)
+            ]
+        elif blocks:
+            self._buffer = blocks[0]
+        served = [array[:n_samples] for array in self._buffer]
+        self._buffer = [array[n_samples:] for array in self._buffer]
+        return served[0], served[1], served[2]
+
+    def _buffered_samples(self) -> int:
+        return len(self._buffer[1]) if self._buffer else 0
+
+    def _generate_block(self) -> list[np.ndarray]:
+        config = self.config
+        first = self._next_block_index * BLOCK_SAMPLES
+        sample_index = np.arange(first, first + BLOCK_SAMPLES, dtype=np.int64)
+        times_s = sample_index / config.sampling_rate_hz
+        ahead_s = times_s + config.electromechanical_delay_s
+        drive = self.muscles.drive(*self.trajectory.drive_kinematics(ahead_s))
+        activation = self.muscles.activation(drive)
+        hand_speed = np.abs(self.trajectory.drive_kinematics(times_s)[1]).sum(axis=1)
+        emg = self._emg.block(times_s, activation, hand_speed)
+        imu = imu_block(times_s, hand_speed, self._noise_rng, self._imu_wobble)
+        self._next_block_index += 1
+        return [emg.astype(np.float32), sample_index, imu.astype(np.float32)]
+
+    def hand_state(self, times_s: np.ndarray) -> dict:
+        """Ground truth at `times_s` (n,): joint_angles (n, 20) rad, pose (n, 48)
+        float32 MANO, joints (n, 21, 3) float32 mm (wrist origin, MediaPipe order),
+        gesture (list of n names)."""
+        times_s = np.atleast_1d(np.asarray(times_s, dtype=np.float64))
+        joint_angles = self.trajectory.angles(times_s)
+        pose = angles_to_mano_pose(joint_angles)
+        joints = forward_kinematics(pose)
+        if self.config.handedness == "left":
+            joints[..., 0] *= -1.0  # mirror image of the right hand
+            pose = pose.reshape(-1, 16, 3) * np.array([1.0, -1.0, -1.0], np.float32)
+            pose = pose.reshape(-1, 48)
+        return {
+            "joint_angles": joint_angles,
+            "pose": pose.astype(np.float32),
+            "joints": joints.astype(np.float32),
+            "gesture": self.trajectory.gestures(times_s),
+        }
+
+    def camera_landmarks(self, times_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """MediaPipe-like world landmarks (m, 21, 3) float32 in metres (NaN where
+        detection failed) and score (m,) at frame times `times_s` (m,) seconds."""
+        times_s = np.atleast_1d(np.asarray(times_s, dtype=np.float64))
+        joints_mm = self.hand_state(times_s)["joints"].astype(np.float64)
+        config = self.config
+        return noisy_landmarks(
+            joints_mm,
+            times_s,
+            config.seed,
+            config.camera_noise_mm,
+            config.camera_depth_noise_mm,
+            config.camera_failure_probability,
+        )
+
+    def camera_times(self, start_s: float, duration_s: float) -> np.ndarray:
+        """Frame times (m,) s of the camera from `start_s` for `duration_s`."""
+        num_frames = int(np.floor(duration_s * self.config.camera_fps))
+        return start_s + np.arange(num_frames) / self.config.camera_fps

@@ -39,7 +39,7 @@ def minimum_jerk_rate(progress: np.ndarray) -> np.ndarray:
 
 
 class HandTrajectory:
-    """Joint angles (rad), velocities (rad/s), grip effort and gesture names over time."""
+    """Joint angles (rad), velocities (rad/s), grip effort and gestures over time."""
 
     def __init__(
         self,
@@ -75,7 +75,9 @@ class HandTrajectory:
             hold_s = hold_s * (1.0 + rng.uniform(-HOLD_JITTER, HOLD_JITTER))
             wobble = rng.normal(0, REPETITION_TARGET_SD_RAD, NUM_ANGLES)
             target = self._clip(self._targets[name] + wobble)
-            self._steps.append((self._end_s, transition_s, name, self._last_target, target))
+            self._steps.append(
+                (self._end_s, transition_s, name, self._last_target, target)
+            )
             self._end_s += transition_s + hold_s
             self._last_target = target
         self._num_cycles += 1
@@ -85,7 +87,7 @@ class HandTrajectory:
         while self._end_s <= until_s:
             self._add_cycle()
         if self._arrays is None:
-            starts, durations, names, previous, targets = zip(*self._steps)
+            starts, durations, names, previous, targets = zip(*self._steps, strict=True)
             efforts = np.array([GRIP_EFFORT[name] for name in names])
             previous_efforts = np.concatenate([[GRIP_EFFORT["rest"]], efforts[:-1]])
             self._arrays = (
@@ -142,7 +144,9 @@ class HandTrajectory:
         ends = [start for start, *_ in self._steps[1:]] + [self._end_s]
         return [
             (name, start + duration, end)
-            for (start, duration, name, _, _), end in zip(self._steps, ends)
+            for (start, duration, name, _, _), end in zip(
+                self._steps, ends, strict=True
+            )
             if start < until_s
         ]
 

@@ -91,5 +91,5 @@ def test_a_missing_file_is_a_device_error(tmp_path):
 
 def test_a_file_that_is_not_a_session_is_a_device_error(tmp_path):
     (tmp_path / "notes.h5").write_text("hello")
-    with pytest.raises(DeviceError, match="cannot replay .*not a readable HDF5"):
+    with pytest.raises(DeviceError, match=r"cannot replay .*not a readable HDF5"):
         ReplayDevice(tmp_path / "notes.h5")

@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
+from recorder.devices.packets import PacketCounter
 from recorder.session_file import (
     FORMAT_VERSION,
     LABEL_FIELDS,
@@ -222,3 +223,19 @@ def test_it_refuses_a_file_that_is_not_hdf5(tmp_path):
     (tmp_path / "notes.h5").write_text("hello")
     with pytest.raises(SessionFormatError, match="not a readable HDF5 file"):
         read_session(tmp_path / "notes.h5")
+
+
+def test_packet_counter_counts_losses_across_chunks_and_a_wrap():
+    counter = PacketCounter(modulus=256)
+    assert counter.update(np.array([250, 251, 253])) == 1
+    assert counter.update(np.array([255, 0, 1])) == 1  # 254 lost between reads
+    assert counter.update(np.array([], np.int64)) == 0
+    assert counter.update(np.array([1, 4])) == 2  # a repeated value is not a loss
+    assert counter.dropped_packets == 4
+
+
+def test_packet_counter_without_a_modulus_does_not_guess_across_a_wrap():
+    counter = PacketCounter(modulus=None)
+    counter.update(np.array([65534, 65535, 0, 1, 3]))
+    assert counter.dropped_packets == 1
+    assert counter.resets == 1

@@ -73,8 +73,6 @@ class AgentConsumer(AsyncWebsocketConsumer):
         elif kind == "agent.ping":
             await presence.touch(self.token.pk)
             await self.send(text_data=make_message("agent.pong"))
-        elif kind == "recording.started":
-            await presence.record_device(self.token.pk, message["session"], message["device"])
         elif kind == "recording.stopped":
             await self.on_recording_stopped(message)
         elif kind == "recording.failed":

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from recorder.chunk_files import ChunkDirectory
+from recorder.devices.packets import PacketCounter
 from recorder.protocol import STREAM_EMG, Chunk, ProtocolError
 from recorder.quality import RecentSamples, channel_quality
 
@@ -32,8 +33,8 @@ class SessionIngest:
         self.stored_ahead = {seq for seq in stored if seq > self.contiguous}
         self.recent = RecentSamples(num_channels, int(sampling_rate_hz))
         self._quality_due_s = 0.0
-        self._last_package_num: int | None = None
-        self.dropped_packets = 0  # seen live on this connection; the file has the truth
+        # losses seen live on this connection; the session file has the full count
+        self.packets = PacketCounter()
 
     def is_stored(self, seq: int) -> bool:
         return seq < self.contiguous or seq in self.stored_ahead
@@ -54,7 +55,7 @@ class SessionIngest:
         """The message for watching browsers: decimated traces, and quality when due."""
         samples = chunk.samples
         self.recent.extend(samples.emg)
-        self._count_dropped(samples.package_num)
+        self.packets.update(samples.package_num)
         update = {
             "type": "live.emg",
             "session": self.session_id,
@@ -63,7 +64,7 @@ class SessionIngest:
             "dt": DISPLAY_DECIMATION / self.sampling_rate_hz,
             "emg": np.round(samples.emg[::DISPLAY_DECIMATION].T, 1).tolist(),
             "chunks_stored": self.contiguous,
-            "dropped_packets": self.dropped_packets,
+            "dropped_packets": self.packets.dropped_packets,
         }
         now_s = time.monotonic()
         if now_s >= self._quality_due_s and self.recent.filled >= self.sampling_rate_hz / 2:
@@ -72,10 +73,3 @@ class SessionIngest:
                                       self.line_frequency_hz)  # fmt: skip
             update["quality"] = [q.as_dict() for q in quality]
         return update
-
-    def _count_dropped(self, package_num: np.ndarray) -> None:
-        if self._last_package_num is not None:
-            package_num = np.concatenate([[self._last_package_num], package_num])
-        steps = np.diff(package_num)
-        self.dropped_packets += int(steps[steps > 1].sum() - np.count_nonzero(steps > 1))
-        self._last_package_num = int(package_num[-1])

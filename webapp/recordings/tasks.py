@@ -49,17 +49,18 @@ def assemble_session_file(session_id: int) -> str:
     if session.status != Status.ASSEMBLING:
         return session.status  # already done (a redelivered task)
     chunks = ChunkDirectory(settings.CHUNK_STORE_DIR / f"session-{session_id}")
+    relative_path = f"sessions/user-{session.owner_id}/session-{session_id}.h5"
+    path = settings.MEDIA_ROOT / relative_path
     try:
         recording = assemble_recording(chunks, session.expected_chunks,
                                        session.expected_samples, session_attributes(session))  # fmt: skip
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_session(path, recording)
     except (AssemblyError, SessionFormatError) as exc:
+        # the chunks stay on disk, so nothing is lost and the file can be rebuilt
         log.error("session %s could not be assembled: %s", session_id, exc)
         RecordingSession.objects.filter(pk=session_id).update(status=Status.FAILED, error=str(exc))
         return Status.FAILED
-    relative_path = f"sessions/user-{session.owner_id}/session-{session_id}.h5"
-    path = settings.MEDIA_ROOT / relative_path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_session(path, recording)
     RecordingSession.objects.filter(pk=session_id).update(
         status=Status.COMPLETE, file=relative_path, file_sha256=file_sha256(path),
         sample_count=len(recording.emg_time),

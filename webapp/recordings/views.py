@@ -9,6 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -80,7 +81,7 @@ def session_status(request, session_id: int):
         "duration_s": session.duration_s,
         "dropped_packets": session.dropped_packets,
         "error": session.error,
-        "download_url": session.file and f"/sessions/{session.pk}/download",
+        "download_url": reverse("download", args=[session.pk]) if session.file else None,
         "agent": session.agent and {"name": session.agent.name,
                                     "online": session.agent.is_online()},
         "agents_online": [{"id": a.pk, "name": a.name} for a in agents if a.is_online()],
@@ -102,8 +103,9 @@ def start_recording(request, session_id: int):
     else:
         with transaction.atomic():
             session.status, session.agent = Status.RECORDING, agent
+            session.device_info = agent.device_info  # as announced by the agent
             session.started_at = timezone.now()
-            session.save(update_fields=["status", "agent", "started_at"])
+            session.save(update_fields=["status", "agent", "device_info", "started_at"])
         _send_to_agent(agent, start_command(session))
     return redirect(session)
 

@@ -1,0 +1,147 @@
+"""python -m recorder: the local agent and session-file tools.
+
+Examples:
+  python -m recorder agent --server ws://127.0.0.1:8000 --token emgagent_...
+  python -m recorder agent --server wss://lab.example.org --token-file ~/.emg-token \\
+      --device mindrove --ip 192.168.4.1
+  python -m recorder info var/media/sessions/user-1/session-3.h5
+  python -m recorder export-emg2pose session-3.h5 session-3.emg2pose.h5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from recorder.agent import Agent, AgentConfig, AgentFatalError
+from recorder.devices import DeviceError, open_device
+
+DEFAULT_SPOOL = Path.home() / ".emg-agent" / "spool"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m recorder",
+        description="Stream an EMG armband to the portal, and inspect session files.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("Examples:", 1)[1],
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_agent_command(commands)
+    info = commands.add_parser("info", help="print a session file's summary as JSON")
+    info.add_argument("file", type=Path)
+    export = commands.add_parser("export-emg2pose", help="write a session in the emg2pose layout")
+    export.add_argument("file", type=Path)
+    export.add_argument("output", type=Path)
+    return parser
+
+
+def _add_agent_command(commands) -> None:
+    agent = commands.add_parser(
+        "agent", help="connect to the portal and stream when a recording starts",
+        description="Connects to the portal with an agent token (create one on the portal's "
+        "Agent tokens page), then waits: when you press Start in the browser it streams "
+        "the armband, keeping every chunk on disk until the server confirms it.",
+    )  # fmt: skip
+    agent.add_argument("--server", required=True, help="portal address, e.g. ws://127.0.0.1:8000")
+    secret = agent.add_mutually_exclusive_group(required=True)
+    secret.add_argument("--token", help="the agent token (shown once when created)")
+    secret.add_argument("--token-file", type=Path, help="a file holding the token")
+    agent.add_argument("--device", default="simulated", choices=["simulated", "mindrove", "replay"],
+                       help="simulated (default): a virtual armband and hand; mindrove: the "
+                       "real armband; replay: play back a session file")  # fmt: skip
+    agent.add_argument("--spool", type=Path, default=DEFAULT_SPOOL,
+                       help=f"where unacknowledged chunks wait (default {DEFAULT_SPOOL})")  # fmt: skip
+    agent.add_argument("--seed", type=int, default=0, help="simulated: which virtual person")
+    agent.add_argument("--duration-s", type=float, help="simulated: end each recording after this long")
+    agent.add_argument("--line-frequency-hz", type=float, default=50.0, help="simulated: mains frequency")
+    agent.add_argument("--ip", help="mindrove: the armband's address (default: the SDK's)")
+    agent.add_argument("--playback-file", help="mindrove: replay a 39-row MindRove file instead")
+    agent.add_argument("--file", type=Path, help="replay: the session file to play back")
+    agent.add_argument("-v", "--verbose", action="store_true", help="log every step")
+
+
+def device_options(args) -> dict:
+    if args.device == "simulated":
+        return {"seed": args.seed, "duration_s": args.duration_s,
+                "line_frequency_hz": args.line_frequency_hz}  # fmt: skip
+    if args.device == "mindrove":
+        return {"ip_address": args.ip, "playback_file": args.playback_file}
+    if args.file is None:
+        raise SystemExit("error: --device replay needs --file SESSION.h5")
+    return {"path": str(args.file)}
+
+
+def check_device(name: str, options: dict) -> None:
+    """Open and release the device once, so a missing armband is reported at start."""
+    device = open_device(name, **options)
+    try:
+        device.prepare()
+    finally:
+        device.release()
+
+
+def run_agent(args) -> int:
+    token = args.token or _read_token_file(args.token_file)
+    options = device_options(args)
+    try:
+        check_device(args.device, options)
+    except DeviceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    config = AgentConfig(server_url=args.server, token=token, spool_dir=args.spool,
+                         device=args.device, device_options=options)  # fmt: skip
+    try:
+        asyncio.run(_run_until_signalled(Agent(config)))
+    except AgentFatalError as exc:
+        print(f"error: the server refused this agent: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+async def _run_until_signalled(agent: Agent) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    print(f"agent: connecting to {agent.config.server_url} with the {agent.config.device} "
+          "device; press Ctrl-C to quit", flush=True)  # fmt: skip
+    await agent.run_forever(stop)
+
+
+def _read_token_file(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError as exc:
+        raise SystemExit(f"error: cannot read the token file {path}: {exc.strerror}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.DEBUG if getattr(args, "verbose", False) else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s")
+    if args.command == "agent":
+        return run_agent(args)
+    from recorder.session_file import SessionFormatError, read_session, session_summary
+
+    try:
+        if args.command == "info":
+            print(json.dumps(session_summary(args.file), indent=2))
+        else:
+            from recorder.emg2pose_format import export_emg2pose
+
+            export_emg2pose(read_session(args.file), args.output)
+            print(f"wrote {args.output}")
+    except (OSError, SessionFormatError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
