@@ -1,0 +1,340 @@
+"""The agent ingest consumer, through Channels' WebsocketCommunicator."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from recorder.protocol import HEADER, MAX_CHUNK_BYTES, STREAM_EMG, make_message
+from recorder.session_file import read_session
+from tests.webapp.ingest_helpers import (
+    chunk_frame,
+    close_all,
+    connect_agent,
+    make_samples,
+    receive,
+    say_hello,
+    send_chunk,
+)
+from webapp.accounts.models import AgentToken
+from webapp.celery import app as celery_app
+from webapp.recordings.models import RecordingSession, Subject
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def storage(settings, tmp_path):
+    settings.CHUNK_STORE_DIR = tmp_path / "chunks"
+    settings.MEDIA_ROOT = tmp_path / "media"
+    celery_app.conf.task_always_eager = True
+    yield tmp_path
+    celery_app.conf.task_always_eager = False
+
+
+@pytest.fixture(autouse=True)
+async def close_communicators():
+    yield
+    await close_all()
+
+
+def make_recording(username: str) -> tuple[str, RecordingSession]:
+    """A user with an agent token and a session that agent is recording."""
+    user = User.objects.create_user(username, password="pw-" + username)
+    token, secret = AgentToken.issue(user, f"{username}'s laptop")
+    subject = Subject.objects.create(owner=user, name=username.title())
+    session = RecordingSession.objects.create(
+        owner=user, subject=subject, agent=token, status="recording",
+        started_at=timezone.now(), device_info={"kind": "simulated",
+        "sampling_rate_hz": 500.0, "channel_names": [f"ch{i + 1}" for i in range(8)]},
+    )  # fmt: skip
+    return secret, session
+
+
+@pytest.fixture
+def alice():
+    return sync_to_async(make_recording)("alice")
+
+
+@pytest.fixture
+def bob():
+    return sync_to_async(make_recording)("bob")
+
+
+async def test_it_refuses_a_bad_token(alice):
+    await alice
+    agent = await connect_agent("emgagent_not-a-real-token")
+    error = await receive(agent)
+    assert error["type"] == "error" and error["code"] == "bad_token"
+    assert (await agent.receive_output())["type"] == "websocket.close"
+
+
+async def test_it_refuses_a_missing_token():
+    agent = await connect_agent(None)
+    assert (await receive(agent))["code"] == "bad_token"
+
+
+async def test_it_refuses_a_revoked_token(alice):
+    secret, _ = await alice
+    await sync_to_async(AgentToken.objects.update)(revoked_at=timezone.now())
+    agent = await connect_agent(secret)
+    assert (await receive(agent))["code"] == "bad_token"
+
+
+async def test_it_welcomes_an_agent_and_marks_it_online(alice):
+    secret, _ = await alice
+    agent = await connect_agent(secret)
+    welcome = await say_hello(agent)
+    assert welcome["type"] == "agent.welcome" and welcome["agent"] == "alice's laptop"
+    token = await sync_to_async(AgentToken.objects.get)()
+    assert token.is_online() and token.device_info["sampling_rate_hz"] == 500.0
+    await agent.disconnect()
+    assert not (await sync_to_async(AgentToken.objects.get)()).connected
+
+
+async def test_it_stores_and_acknowledges_a_chunk(alice, storage):
+    secret, session = await alice
+    agent = await connect_agent(secret)
+    await say_hello(agent, [session.pk])
+    ack = await send_chunk(agent, session.pk, 0)
+    assert ack == {"v": 1, "type": "chunk.ack", "session": session.pk, "stream": 0, "seqs": [0]}
+    assert (storage / "chunks" / f"session-{session.pk}" / "s0-000000000000.chunk").exists()
+
+
+@pytest.mark.parametrize(
+    "text, code",
+    [
+        ("{not json", "bad_json"),
+        ('["a list"]', "bad_schema"),
+        ('{"v": 2, "type": "agent.ping"}', "bad_version"),
+        ('{"v": 1, "type": "agent.dance"}', "bad_type"),
+        ('{"v": 1, "type": "recording.stopped", "session": 1}', "bad_schema"),
+        ('{"v": 1, "type": "chunk.ack", "session": 1, "stream": 0, "seqs": []}', "bad_type"),
+        ('{"v": 1, "type": "agent.ping", "pad": "' + "x" * 70_000 + '"}', "too_large"),
+        ('{"v": 1, "type": "agent.ping", "n": NaN}', "bad_json"),
+    ],
+)
+async def test_it_names_the_problem_with_a_malformed_message(alice, text, code):
+    secret, session = await alice
+    agent = await connect_agent(secret)
+    await say_hello(agent, [session.pk])
+    await agent.send_to(text_data=text)
+    error = await receive(agent)
+    assert error["type"] == "error" and error["code"] == code, error
+    # the connection survives: the agent can carry on
+    await agent.send_to(text_data=make_message("agent.ping"))
+    assert (await receive(agent))["type"] == "agent.pong"
+
+
+async def test_it_wants_hello_before_chunks(alice):
+    secret, session = await alice
+    agent = await connect_agent(secret)
+    error = await send_chunk(agent, session.pk, 0)
+    assert error["code"] == "hello_first"
+
+
+def corrupt_checksum(frame: bytes) -> bytes:
+    return frame[: HEADER.size - 4] + bytes(4) + frame[HEADER.size :]
+
+
+def corrupt_payload(frame: bytes) -> bytes:
+    return frame[:-1] + bytes([frame[-1] ^ 0xFF])
+
+
+def wrong_magic(frame: bytes) -> bytes:
+    return b"XXXX" + frame[4:]
+
+
+def truncated(frame: bytes) -> bytes:
+    return frame[:-10]
+
+
+def with_version(version: int):
+    return lambda frame: frame[:4] + struct.pack("<B", version) + frame[5:]
+
+
+@pytest.mark.parametrize(
+    "mangle, code",
+    [
+        (corrupt_checksum, "bad_checksum"),
+        (corrupt_payload, "bad_checksum"),
+        (wrong_magic, "bad_chunk"),
+        (truncated, "bad_chunk"),
+        (with_version(9), "bad_version"),
+        (lambda frame: frame[:10], "bad_chunk"),
+        (lambda frame: b"\0" * (MAX_CHUNK_BYTES + 1), "too_large"),
+    ],
+)
+async def test_it_rejects_a_damaged_chunk(alice, storage, mangle, code):
+    secret, session = await alice
+    agent = await connect_agent(secret)
+    await say_hello(agent, [session.pk])
+    await agent.send_to(bytes_data=mangle(chunk_frame(session.pk, 0)))
+    assert (await receive(agent))["code"] == code
+    assert not (storage / "chunks" / f"session-{session.pk}").exists()
+
+
+async def test_it_rejects_the_wrong_channel_count(alice):
+    secret, session = await alice
+    agent = await connect_agent(secret)
+    await say_hello(agent, [session.pk])
+    error = await send_chunk(agent, session.pk, 0, channels=4)
+    assert error["code"] == "bad_channels" and "announced 8" in error["message"]
+
+
+async def test_it_rejects_nan_samples(alice, storage):
+    secret, session = await alice
+    agent = await connect_agent(secret)
+    await say_hello(agent, [session.pk])
+    samples = make_samples(0)
+    samples.emg[3, 2] = np.nan
+    from recorder.protocol import encode_chunk
+
+    await agent.send_to(bytes_data=encode_chunk(session.pk, STREAM_EMG, 0, samples))
+    assert (await receive(agent))["code"] == "not_finite"
+    assert not (storage / "chunks" / f"session-{session.pk}").exists()
+
+
+async def test_a_replayed_chunk_is_stored_once_and_acknowledged_again(alice, storage):
+    secret, session = await alice
+    agent = await connect_agent(secret)
+    await say_hello(agent, [session.pk])
+    first = await send_chunk(agent, session.pk, 0)
+    again = await send_chunk(agent, session.pk, 0)
+    assert first == again and again["seqs"] == [0]
+    assert len(list((storage / "chunks" / f"session-{session.pk}").iterdir())) == 1
+
+
+async def test_out_of_order_chunks_within_the_window_are_kept(alice):
+    secret, session = await alice
+    agent = await connect_agent(secret)
+    await say_hello(agent, [session.pk])
+    for seq in (1, 0, 2):
+        assert (await send_chunk(agent, session.pk, seq))["seqs"] == [seq]
+
+
+async def test_a_chunk_far_ahead_is_refused(alice):
+    secret, session = await alice
+    agent = await connect_agent(secret)
+    await say_hello(agent, [session.pk])
+    error = await send_chunk(agent, session.pk, 5000)
+    assert error["code"] == "seq_too_far_ahead"
+
+
+async def test_it_refuses_chunks_for_another_users_session(alice, bob, storage):
+    alice_secret, alice_session = await alice
+    _, bobs_session = await bob
+    agent = await connect_agent(alice_secret)
+    await say_hello(agent, [alice_session.pk])
+    error = await send_chunk(agent, bobs_session.pk, 0)
+    assert error["code"] == "unknown_session"
+    assert not (storage / "chunks" / f"session-{bobs_session.pk}").exists()
+
+
+async def test_a_bad_agent_does_not_disturb_another(alice, bob):
+    alice_secret, alice_session = await alice
+    bob_secret, _ = await bob
+    good, bad = await connect_agent(alice_secret), await connect_agent(bob_secret)
+    await say_hello(good, [alice_session.pk])
+    await say_hello(bad)
+    await bad.send_to(bytes_data=b"garbage" * 100)
+    await bad.send_to(text_data="{")
+    assert (await send_chunk(good, alice_session.pk, 0))["type"] == "chunk.ack"
+
+
+async def stop_report(session_id: int, chunks: int, samples: int) -> str:
+    return make_message("recording.stopped", session=session_id, chunks=chunks,
+                        samples=samples, dropped_packets=0, reason="stopped by user")  # fmt: skip
+
+
+async def test_it_refuses_to_close_a_recording_with_missing_chunks(alice):
+    secret, session = await alice
+    agent = await connect_agent(secret)
+    await say_hello(agent, [session.pk])
+    await send_chunk(agent, session.pk, 0)
+    await agent.send_to(text_data=await stop_report(session.pk, chunks=3, samples=150))
+    error = await receive(agent)
+    assert error["code"] == "incomplete"
+    assert (await sync_to_async(RecordingSession.objects.get)()).status == "recording"
+
+
+async def test_stopping_assembles_the_session_file_from_every_chunk(alice, storage):
+    secret, session = await alice
+    agent = await connect_agent(secret)
+    await say_hello(agent, [session.pk])
+    for seq in (0, 2, 1, 2, 3):  # out of order, with a duplicate
+        await send_chunk(agent, session.pk, seq)
+    await agent.send_to(text_data=await stop_report(session.pk, chunks=4, samples=200))
+    closed = await receive(agent)
+    assert closed == {"v": 1, "type": "recording.closed", "session": session.pk,
+                      "status": "assembling"}  # fmt: skip
+    stored = await sync_to_async(RecordingSession.objects.get)()
+    assert stored.status == "complete" and stored.sample_count == 200
+    recording = read_session(storage / "media" / stored.file.name)
+    expected = np.concatenate([make_samples(seq).emg for seq in range(4)])
+    np.testing.assert_array_equal(recording.emg, expected)
+    np.testing.assert_array_equal(recording.package_num, np.arange(200))
+    assert not (storage / "chunks" / f"session-{session.pk}").exists()
+
+
+async def test_a_repeated_stop_report_is_answered_without_redoing_work(alice):
+    secret, session = await alice
+    agent = await connect_agent(secret)
+    await say_hello(agent, [session.pk])
+    await send_chunk(agent, session.pk, 0)
+    report = await stop_report(session.pk, chunks=1, samples=50)
+    await agent.send_to(text_data=report)
+    await receive(agent)
+    await agent.send_to(text_data=report)
+    assert (await receive(agent))["status"] == "complete"
+
+
+async def test_chunks_after_the_recording_closed_are_refused(alice):
+    secret, session = await alice
+    await sync_to_async(RecordingSession.objects.update)(status="complete")
+    agent = await connect_agent(secret)
+    await say_hello(agent, [session.pk])
+    assert (await receive(agent))["type"] == "recording.closed"  # forget it, agent
+    assert (await send_chunk(agent, session.pk, 0))["code"] == "session_closed"
+
+
+async def test_a_reconnecting_agent_is_told_to_start_a_recording_it_missed(alice):
+    secret, session = await alice
+    agent = await connect_agent(secret)
+    await say_hello(agent)
+    command = await receive(agent)
+    assert command["type"] == "recording.start" and command["session"] == session.pk
+
+
+async def test_a_reconnecting_agent_is_told_to_stop(alice):
+    secret, session = await alice
+    await sync_to_async(RecordingSession.objects.update)(status="stopping")
+    agent = await connect_agent(secret)
+    await say_hello(agent, [session.pk])
+    assert (await receive(agent)) == {"v": 1, "type": "recording.stop", "session": session.pk}
+
+
+async def test_the_owner_watches_live_samples(alice):
+    from channels.testing import WebsocketCommunicator
+
+    from webapp.asgi import application
+
+    secret, session = await alice
+    user = await sync_to_async(User.objects.get)(username="alice")
+    browser = WebsocketCommunicator(application, f"/ws/sessions/{session.pk}/live/",
+                                    headers=[(b"origin", b"http://127.0.0.1")])  # fmt: skip
+    browser.scope["user"] = user
+    connected, _ = await browser.connect()
+    assert connected
+    agent = await connect_agent(secret)
+    await say_hello(agent, [session.pk])
+    await send_chunk(agent, session.pk, 0)
+    live = json.loads(await browser.receive_from(timeout=5))
+    assert live["type"] == "live.emg" and len(live["emg"]) == 8 and len(live["emg"][0]) == 25
+    assert live["chunks_stored"] == 1
