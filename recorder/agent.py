@@ -242,6 +242,8 @@ def _stopped_message(session: SpoolSession) -> str:
 def _describe(exc: Exception) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused: is the server running?"
+    if isinstance(exc, websockets.ConnectionClosed):
+        return "the connection dropped"
     if isinstance(exc, websockets.InvalidStatus):
         return f"the server answered HTTP {exc.response.status_code}"
     return str(exc) or type(exc).__name__

@@ -1,0 +1,163 @@
+"""Real processes for system tests: the server, a Celery worker, an agent, and a TCP
+proxy that can cut every connection through it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing answered on port {port} within {timeout_s} s")
+
+
+def wait_until(condition, timeout_s: float, what: str, interval_s: float = 0.2):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(interval_s)
+    raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def server_environment(tmp_path: Path) -> dict:
+    """The environment of server and worker processes: this test's database."""
+    db = settings.DATABASES["default"]
+    url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    return {
+        **os.environ,
+        "DATABASE_URL": url,
+        "REDIS_URL": settings.REDIS_URL,
+        "VAR_DIR": str(tmp_path / "var"),
+        "CHUNK_STORE_DIR": str(settings.CHUNK_STORE_DIR),
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "CONN_MAX_AGE": "0",
+    }
+
+
+class Process:
+    """A child process whose output goes to a log file, killed with its group."""
+
+    def __init__(self, name: str, command: list[str], env: dict, log_dir: Path):
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self.popen = subprocess.Popen(
+            command, cwd=ROOT, env=env, start_new_session=True,
+            stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, sig)
+            self.popen.wait(timeout=20)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+
+def start_server(port: int, env: dict, log_dir: Path) -> Process:
+    command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+               "webapp.asgi:application"]  # fmt: skip
+    server = Process(f"server-{port}-{time.monotonic_ns()}", command, env, log_dir)
+    wait_for_port(port)
+    return server
+
+
+def start_worker(env: dict, log_dir: Path) -> Process:
+    command = [sys.executable, "-m", "celery", "-A", "webapp", "worker", "-P", "solo",
+               "-Q", "default", "-l", "info"]  # fmt: skip
+    return Process("worker", command, env, log_dir)
+
+
+def start_agent(server_url: str, secret: str, spool: Path, log_dir: Path,
+                *device_args: str) -> Process:  # fmt: skip
+    command = [sys.executable, "-m", "recorder", "agent", "--server", server_url,
+               "--token", secret, "--spool", str(spool), *device_args]  # fmt: skip
+    return Process("agent", command, dict(os.environ), log_dir)
+
+
+class CuttableProxy:
+    """Forwards 127.0.0.1:listen_port to target_port; `cut()` drops every connection."""
+
+    def __init__(self, target_port: int):
+        self.listen_port = free_port()
+        self.target_port = target_port
+        self.writers: set[asyncio.StreamWriter] = set()
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+        self.ready.wait(5)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        server = self.loop.run_until_complete(
+            asyncio.start_server(self._pipe_client, "127.0.0.1", self.listen_port)
+        )
+        self.ready.set()
+        self.loop.run_forever()
+        server.close()
+
+    async def _pipe_client(self, reader, writer) -> None:
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(
+                "127.0.0.1", self.target_port
+            )
+        except OSError:
+            writer.close()
+            return
+        self.writers |= {writer, upstream_writer}
+        await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
+
+    def cut(self) -> int:
+        """Close every open connection; returns how many sockets were cut."""
+        count = len(self.writers)
+
+        def close_all():
+            for writer in list(self.writers):
+                writer.transport.abort()
+            self.writers.clear()
+
+        self.loop.call_soon_threadsafe(close_all)
+        return count
+
+    def close(self) -> None:
+        self.cut()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, asyncio.CancelledError):
+        pass
+    finally:
+        writer.transport.abort()
