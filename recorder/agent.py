@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -18,7 +20,7 @@ import websockets
 
 from recorder import __version__
 from recorder.devices import EmgSource, open_device
-from recorder.protocol import STREAM_EMG, ProtocolError, make_message, parse_message
+from recorder.protocol import ProtocolError, make_message, parse_message
 from recorder.spool import Spool, SpoolSession
 from recorder.streamer import DeviceStreamer
 
@@ -26,6 +28,24 @@ log = logging.getLogger("recorder.agent")
 
 # Error codes after which reconnecting cannot help.
 FATAL_CODES = {"bad_token", "token_revoked"}
+
+
+class LinkStats:
+    """Round trips of chunks: from sending to the server's acknowledgement."""
+
+    def __init__(self, keep: int = 100_000):
+        self._sent_at_s: dict[tuple[int, int], float] = {}
+        self.ack_ms: deque[float] = deque(maxlen=keep)
+        self.chunks_sent = 0
+
+    def sent(self, session_id: int, seq: int) -> None:
+        self._sent_at_s[(session_id, seq)] = time.monotonic()
+        self.chunks_sent += 1
+
+    def acknowledged(self, session_id: int, seq: int) -> None:
+        sent_at_s = self._sent_at_s.pop((session_id, seq), None)
+        if sent_at_s is not None:
+            self.ack_ms.append(1000.0 * (time.monotonic() - sent_at_s))
 
 
 class AgentFatalError(RuntimeError):
@@ -61,6 +81,8 @@ class Agent:
         self.streamers: dict[int, DeviceStreamer] = {}
         self.sessions = {sid: self.spool.open_session(sid) for sid in self.spool.session_ids()}
         self.connected = asyncio.Event()
+        self.link = LinkStats()
+        self._samples_of_closed_sessions = 0
         self._wakeup = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -157,7 +179,8 @@ class Agent:
     async def _send_chunks(self, websocket, session: SpoolSession, sent: set[int],
                            budget: int) -> None:  # fmt: skip
         for seq in sorted(session.pending - sent)[: max(budget, 0)]:
-            await websocket.send(session.chunks.get(STREAM_EMG, seq))
+            await websocket.send(session.frame(seq))
+            self.link.sent(session.session_id, seq)
             sent.add(seq)
 
     async def _ping(self, websocket) -> None:
@@ -182,6 +205,8 @@ class Agent:
             session = self.sessions.get(message["session"])
             if session:
                 session.acknowledge(message["seqs"])
+                for seq in message["seqs"]:
+                    self.link.acknowledged(session.session_id, seq)
                 self._wakeup.set()
         elif kind == "recording.start":
             self.start_recording(message["session"])
@@ -218,10 +243,17 @@ class Agent:
         for streamer in self.streamers.values():
             streamer.join(timeout=10)
 
+    @property
+    def samples_recorded(self) -> int:
+        """Samples the device produced in this agent's recordings (since it started)."""
+        open_samples = sum(s.samples for s in self.sessions.values())
+        return self._samples_of_closed_sessions + open_samples
+
     def _forget_session(self, session_id: int, status: str) -> None:
         session = self.sessions.pop(session_id, None)
         self.streamers.pop(session_id, None)
         if session and not session.pending:
+            self._samples_of_closed_sessions += session.samples
             session.delete()
             log.info("session %d closed by the server (%s)", session_id, status)
 
@@ -231,11 +263,10 @@ class Agent:
 
 
 def _stopped_message(session: SpoolSession) -> str:
-    state = session.state
     return make_message(
-        "recording.stopped", session=session.session_id, chunks=state["next_seq"],
-        samples=state["samples"], dropped_packets=state["dropped_packets"],
-        reason=state["reason"],
+        "recording.stopped", session=session.session_id, chunks=session.next_seq,
+        samples=session.samples, dropped_packets=session.state["dropped_packets"],
+        reason=session.state["reason"],
     )  # fmt: skip
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from recorder.chunk_files import ChunkDirectory
+from recorder.chunk_log import ChunkLog
 from recorder.devices.base import EmgChunk
-from recorder.protocol import STREAM_EMG, decode_chunk
+from recorder.protocol import STREAM_EMG, decode_chunk, peek_header
 from recorder.session_file import SessionAttributes, SessionEvent, SessionRecording
 
 
@@ -12,17 +12,27 @@ class AssemblyError(RuntimeError):
     """The stored chunks do not add up to what the agent says it recorded."""
 
 
-def assemble_recording(chunks: ChunkDirectory, expected_chunks: int,
+def first_copies(log: ChunkLog, stream: int) -> dict[int, bytes]:
+    """seq -> frame of one stream; a chunk stored twice is the same bytes, keep one."""
+    frames: dict[int, bytes] = {}
+    for record in log.records():
+        _, stream_id, seq, _ = peek_header(record.frame)
+        if stream_id == stream:
+            frames.setdefault(seq, record.frame)
+    return frames
+
+
+def assemble_recording(log: ChunkLog, expected_chunks: int,
                        expected_samples: int, attrs: SessionAttributes) -> SessionRecording:  # fmt: skip
     """Concatenate chunks 0..expected_chunks-1, checking that nothing is missing."""
-    seqs = chunks.seqs(STREAM_EMG)
-    missing = sorted(set(range(expected_chunks)) - set(seqs))
+    frames = first_copies(log, STREAM_EMG)
+    missing = sorted(set(range(expected_chunks)) - set(frames))
     if missing:
         raise AssemblyError(f"{len(missing)} of {expected_chunks} chunks are missing "
                             f"(first missing: seq {missing[0]})")  # fmt: skip
     if expected_chunks == 0:
         raise AssemblyError("the recording holds no samples")
-    decoded = [decode_chunk(chunks.get(STREAM_EMG, seq)).samples for seq in range(expected_chunks)]
+    decoded = [decode_chunk(frames[seq]).samples for seq in range(expected_chunks)]
     samples = EmgChunk.concatenate(decoded)
     if len(samples) != expected_samples:
         raise AssemblyError(f"stored chunks hold {len(samples)} samples but the agent "

@@ -86,6 +86,12 @@ def encode_chunk(session_id: int, stream_id: int, seq: int, samples: EmgChunk) -
     return header + payload
 
 
+def peek_header(frame: bytes) -> tuple[int, int, int, int]:
+    """(session id, stream id, seq, sample count) of a frame already validated once."""
+    _, _, stream_id, _, _, session_id, seq, n, _, _ = HEADER.unpack_from(frame)
+    return session_id, stream_id, seq, n
+
+
 def decode_chunk(frame: bytes, expected_channels: int | None = None) -> Chunk:
     """Unpack and fully validate one binary frame; raise ProtocolError on any problem."""
     if len(frame) > MAX_CHUNK_BYTES:

@@ -1,10 +1,11 @@
-"""The agent's on-disk spool: every chunk stays here until the server acknowledges it.
+"""The agent's on-disk spool: every chunk stays here until the recording is closed.
 
-Layout: <root>/session-<id>/ holds the chunk files and a state.json:
-    {"session": id, "status": "recording" | "stopped", "next_seq": int,
-     "samples": int, "dropped_packets": int, "reason": str}
-Surviving a crash of the agent, a lost connection or a server restart is a matter of
-sending again whatever is still here.
+Layout: <root>/session-<id>/ holds the session's chunk log (see chunk_log.py) and a
+state.json: {"session": id, "status": "recording" | "stopped", "reason": str,
+"dropped_packets": int}. Which chunks the server has acknowledged is kept in memory
+only: after an agent crash every chunk is sent again, which is harmless because the
+server stores each (session, stream, seq) once. Surviving a lost connection, a server
+restart or an agent crash is a matter of sending again whatever is here.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import os
 import re
 from pathlib import Path
 
-from recorder.chunk_files import ChunkDirectory, write_file_durably
-from recorder.protocol import STREAM_EMG
+from recorder.chunk_log import ChunkLog, write_file_durably
+from recorder.devices.packets import PacketCounter
+from recorder.protocol import decode_chunk, peek_header
 
 _SESSION_DIR = re.compile(r"^session-(\d+)$")
 
@@ -25,47 +27,67 @@ class SpoolSession:
 
     def __init__(self, path: Path, session_id: int):
         self.session_id = session_id
-        self.chunks = ChunkDirectory(path)
+        self.log = ChunkLog(path)
+        self.log.open_for_append()
         self._state_path = path / "state.json"
+        self.unacknowledged: dict[int, tuple[int, int]] = {}  # seq -> (offset, length)
+        self.next_seq = 0
+        self.samples = 0
+        for record in self.log.records():
+            self._index(record.offset, record.frame)
         self.state = self._load_state()
-        self.pending = set(self.chunks.seqs(STREAM_EMG))
-        # after a crash, chunks may exist past the last saved counter
-        self.state["next_seq"] = max([self.state["next_seq"], *(s + 1 for s in self.pending)])
+
+    def _index(self, offset: int, frame: bytes) -> None:
+        _, _, seq, num_samples = peek_header(frame)
+        if seq >= self.next_seq:
+            self.unacknowledged[seq] = (offset, len(frame))
+            self.next_seq = seq + 1
+            self.samples += num_samples
 
     def _load_state(self) -> dict:
         if self._state_path.exists():
             return json.loads(self._state_path.read_text())
-        return {"session": self.session_id, "status": "recording", "next_seq": 0,
-                "samples": 0, "dropped_packets": 0, "reason": ""}  # fmt: skip
+        state = {"session": self.session_id, "status": "recording", "reason": "",
+                 "dropped_packets": self._dropped_packets_in_log()}  # fmt: skip
+        write_file_durably(self._state_path, json.dumps(state).encode())
+        return state
 
-    def _save_state(self) -> None:
-        self.chunks.path.mkdir(parents=True, exist_ok=True)
-        write_file_durably(self._state_path, json.dumps(self.state).encode())
+    def _dropped_packets_in_log(self) -> int:
+        counter = PacketCounter()
+        for record in self.log.records():
+            counter.update(decode_chunk(record.frame).samples.package_num)
+        return counter.dropped_packets
 
     @property
     def stopped(self) -> bool:
         return self.state["status"] == "stopped"
 
+    @property
+    def pending(self) -> set[int]:
+        """Sequence numbers not yet acknowledged by the server."""
+        return set(self.unacknowledged)
+
+    def frame(self, seq: int) -> bytes:
+        return self.log.read_frame(*self.unacknowledged[seq])
+
     def add_chunk(self, frame: bytes, num_samples: int, dropped_packets: int) -> None:
         """Keep one encoded chunk (its seq must be `next_seq`) until it is acknowledged."""
-        seq = self.state["next_seq"]
-        self.chunks.put(STREAM_EMG, seq, frame)
-        self.pending.add(seq)
-        self.state.update(next_seq=seq + 1, dropped_packets=dropped_packets,
-                          samples=self.state["samples"] + num_samples)  # fmt: skip
-        self._save_state()
+        offset = self.log.append(frame)
+        self.unacknowledged[self.next_seq] = (offset, len(frame))
+        self.next_seq += 1
+        self.samples += num_samples
+        self.state["dropped_packets"] = dropped_packets
 
     def acknowledge(self, seqs: list[int]) -> None:
         for seq in seqs:
-            self.chunks.remove(STREAM_EMG, seq)
-            self.pending.discard(seq)
+            self.unacknowledged.pop(seq, None)
 
     def mark_stopped(self, reason: str) -> None:
         self.state.update(status="stopped", reason=reason)
-        self._save_state()
+        write_file_durably(self._state_path, json.dumps(self.state).encode())
 
     def delete(self) -> None:
-        self.chunks.delete()
+        self.log.delete()
 
 
 class Spool:

@@ -70,7 +70,7 @@ class DeviceStreamer(threading.Thread):
             piece = samples.slice(start, start + MAX_CHUNK_SAMPLES)
             frame = encode_chunk(
                 self.spool_session.session_id, STREAM_EMG,
-                self.spool_session.state["next_seq"], piece,
+                self.spool_session.next_seq, piece,
             )  # fmt: skip
             self.spool_session.add_chunk(frame, len(piece), self.device.dropped_packets)
             self.on_chunk()

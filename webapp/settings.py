@@ -148,6 +148,8 @@ else:
         "store_processed": False,
     }
     CELERY_RESULT_BACKEND = None
+    for folder in ("queue", "processed"):  # kombu expects them to exist
+        (VAR_DIR / "celery" / folder).mkdir(parents=True, exist_ok=True)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import timezone
 
 from webapp.accounts.models import AgentToken
 from webapp.recordings.models import RecordingSession, Subject
@@ -71,11 +72,10 @@ def make_token():
     def make(owner, name: str = "laptop", online: bool = True, **fields) -> AgentToken:
         token, _secret = AgentToken.issue(owner, name)
         if online:
-            from django.utils import timezone
-
             fields = {"connected": True, "last_seen_at": timezone.now(), **fields}
-        AgentToken.objects.filter(pk=token.pk).update(**fields)
-        token.refresh_from_db()
+        if fields:
+            AgentToken.objects.filter(pk=token.pk).update(**fields)
+            token.refresh_from_db()
         return token
 
     return make

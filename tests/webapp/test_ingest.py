@@ -11,7 +11,15 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from recorder.protocol import HEADER, MAX_CHUNK_BYTES, STREAM_EMG, make_message
+from recorder.chunk_log import ChunkLog
+from recorder.protocol import (
+    HEADER,
+    MAX_CHUNK_BYTES,
+    STREAM_EMG,
+    decode_chunk,
+    encode_chunk,
+    make_message,
+)
 from recorder.session_file import read_session
 from tests.webapp.ingest_helpers import (
     chunk_frame,
@@ -104,7 +112,8 @@ async def test_it_stores_and_acknowledges_a_chunk(alice, storage):
     await say_hello(agent, [session.pk])
     ack = await send_chunk(agent, session.pk, 0)
     assert ack == {"v": 1, "type": "chunk.ack", "session": session.pk, "stream": 0, "seqs": [0]}
-    assert (storage / "chunks" / f"session-{session.pk}" / "s0-000000000000.chunk").exists()
+    stored = list(ChunkLog(storage / "chunks" / f"session-{session.pk}").records())
+    assert [decode_chunk(r.frame).seq for r in stored] == [0]
 
 
 @pytest.mark.parametrize(
@@ -194,8 +203,6 @@ async def test_it_rejects_nan_samples(alice, storage):
     await say_hello(agent, [session.pk])
     samples = make_samples(0)
     samples.emg[3, 2] = np.nan
-    from recorder.protocol import encode_chunk
-
     await agent.send_to(bytes_data=encode_chunk(session.pk, STREAM_EMG, 0, samples))
     assert (await receive(agent))["code"] == "not_finite"
     assert not (storage / "chunks" / f"session-{session.pk}").exists()
@@ -208,7 +215,7 @@ async def test_a_replayed_chunk_is_stored_once_and_acknowledged_again(alice, sto
     first = await send_chunk(agent, session.pk, 0)
     again = await send_chunk(agent, session.pk, 0)
     assert first == again and again["seqs"] == [0]
-    assert len(list((storage / "chunks" / f"session-{session.pk}").iterdir())) == 1
+    assert len(list(ChunkLog(storage / "chunks" / f"session-{session.pk}").records())) == 1
 
 
 async def test_out_of_order_chunks_within_the_window_are_kept(alice):

@@ -117,8 +117,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
         ingest = await self.ingest_for(chunk.session_id)
         if not ingest.is_stored(chunk.seq):
             ingest.check_window(chunk.seq)
-            await asyncio.to_thread(ingest.chunks.put, STREAM_EMG, chunk.seq, frame)
-            ingest.mark_stored(chunk.seq)
+            await asyncio.to_thread(ingest.store, chunk.seq, frame)
             await self.channel_layer.group_send(
                 f"session.{chunk.session_id}.live", ingest.live_update(chunk)
             )
@@ -144,6 +143,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
             float(self.device["sampling_rate_hz"]), len(self.device["channel_names"]),
             float(self.device.get("extra", {}).get("line_frequency_hz", 50.0)),
         )  # fmt: skip
+        await presence.record_device(self.token.pk, session_id, self.device)
         self.ingests[session_id] = ingest
         return ingest
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from recorder.chunk_files import ChunkDirectory
+from recorder.chunk_log import ChunkLog
 from recorder.devices.packets import PacketCounter
-from recorder.protocol import STREAM_EMG, Chunk, ProtocolError
+from recorder.protocol import Chunk, ProtocolError, peek_header
 from recorder.quality import RecentSamples, channel_quality
 
 MAX_SEQ_AHEAD = 1024  # chunks past the first missing one; the agent keeps 64 in flight
@@ -25,12 +25,14 @@ class SessionIngest:
     def __init__(self, session_id: int, chunk_dir: Path, sampling_rate_hz: float,
                  num_channels: int, line_frequency_hz: float = 50.0):  # fmt: skip
         self.session_id = session_id
-        self.chunks = ChunkDirectory(chunk_dir)
+        self.log = ChunkLog(chunk_dir)
+        self.log.open_for_append()
         self.sampling_rate_hz = sampling_rate_hz
         self.line_frequency_hz = line_frequency_hz
-        stored = self.chunks.seqs(STREAM_EMG)
-        self.contiguous = self.chunks.contiguous_count(STREAM_EMG)
-        self.stored_ahead = {seq for seq in stored if seq > self.contiguous}
+        self.contiguous = 0  # chunks 0..contiguous-1 are all stored
+        self.stored_ahead: set[int] = set()
+        for record in self.log.records():
+            self.mark_stored(peek_header(record.frame)[2])
         self.recent = RecentSamples(num_channels, int(sampling_rate_hz))
         self._quality_due_s = 0.0
         # losses seen live on this connection; the session file has the full count
@@ -45,7 +47,14 @@ class SessionIngest:
                                 f"{MAX_SEQ_AHEAD} ahead of the first missing chunk "
                                 f"({self.contiguous})")  # fmt: skip
 
+    def store(self, seq: int, frame: bytes) -> None:
+        """Append a new chunk durably (blocking: call it off the event loop)."""
+        self.log.append(frame)
+        self.mark_stored(seq)
+
     def mark_stored(self, seq: int) -> None:
+        if self.is_stored(seq):
+            return
         self.stored_ahead.add(seq)
         while self.contiguous in self.stored_ahead:
             self.stored_ahead.remove(self.contiguous)

@@ -51,6 +51,14 @@ def session_status_for_agent(token_id: int, session_id: int) -> str | None:
 
 
 @database_sync_to_async
+def record_device(token_id: int, session_id: int, device: dict) -> None:
+    """The device that streams into a session, as its agent announced it."""
+    RecordingSession.objects.filter(pk=session_id, agent_id=token_id).update(
+        device_info=device
+    )
+
+
+@database_sync_to_async
 def fail_session(token_id: int, session_id: int, message: str) -> None:
     RecordingSession.objects.filter(
         pk=session_id, agent_id=token_id, status__in=[Status.RECORDING, Status.STOPPING]

@@ -9,7 +9,7 @@ from celery import shared_task
 from django.conf import settings
 
 from recorder.assembly import AssemblyError, assemble_recording
-from recorder.chunk_files import ChunkDirectory
+from recorder.chunk_log import ChunkLog
 from recorder.session_file import SessionAttributes, SessionFormatError, write_session
 from webapp.recordings.models import RecordingSession
 
@@ -48,7 +48,7 @@ def assemble_session_file(session_id: int) -> str:
     session = RecordingSession.objects.select_related("subject").get(pk=session_id)
     if session.status != Status.ASSEMBLING:
         return session.status  # already done (a redelivered task)
-    chunks = ChunkDirectory(settings.CHUNK_STORE_DIR / f"session-{session_id}")
+    chunks = ChunkLog(settings.CHUNK_STORE_DIR / f"session-{session_id}")
     relative_path = f"sessions/user-{session.owner_id}/session-{session_id}.h5"
     path = settings.MEDIA_ROOT / relative_path
     try:

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 
 from recorder.protocol import make_message
 from webapp.accounts.models import AgentToken
-from webapp.recordings.forms import SessionForm, SubjectForm
+from webapp.recordings.forms import SessionForm, StartForm, SubjectForm
 from webapp.recordings.models import RecordingSession, Subject
 from webapp.recordings.presence import start_command
 
@@ -92,9 +92,12 @@ def session_status(request, session_id: int):
 @require_POST
 def start_recording(request, session_id: int):
     session = _get_session(request, session_id)
-    agent = AgentToken.objects.active().filter(
-        pk=request.POST.get("agent") or 0, owner=request.user
-    ).first()
+    form = StartForm(request.POST)  # a non-numeric agent id must not reach the query (500)
+    agent = None
+    if form.is_valid():
+        agent = AgentToken.objects.active().filter(
+            pk=form.cleaned_data["agent"], owner=request.user
+        ).first()
     if session.status != Status.CREATED:
         messages.error(request, f"This session is {session.get_status_display().lower()}; "
                        "create a new session to record again.")  # fmt: skip
@@ -103,9 +106,8 @@ def start_recording(request, session_id: int):
     else:
         with transaction.atomic():
             session.status, session.agent = Status.RECORDING, agent
-            session.device_info = agent.device_info  # as announced by the agent
             session.started_at = timezone.now()
-            session.save(update_fields=["status", "agent", "device_info", "started_at"])
+            session.save(update_fields=["status", "agent", "started_at"])
         _send_to_agent(agent, start_command(session))
     return redirect(session)
 
@@ -115,9 +117,10 @@ def start_recording(request, session_id: int):
 def stop_recording(request, session_id: int):
     session = _get_session(request, session_id)
     if session.status in (Status.RECORDING, Status.STOPPING):
-        RecordingSession.objects.filter(pk=session.pk).update(
-            status=Status.STOPPING, stopped_at=timezone.now()
-        )
+        # only while still active: the agent's stop report may have moved it on meanwhile
+        RecordingSession.objects.filter(
+            pk=session.pk, status__in=[Status.RECORDING, Status.STOPPING]
+        ).update(status=Status.STOPPING, stopped_at=timezone.now())
         if session.agent is not None:
             _send_to_agent(session.agent, make_message("recording.stop", session=session.pk))
     return redirect(session)

@@ -75,8 +75,6 @@ class Command(BaseCommand):
                       "--token-file", str(token_file), "--device", "simulated",
                       "--spool", str(settings.VAR_DIR / "agent-spool")],
         }  # fmt: skip
-        for folder in ("queue", "processed"):
-            (settings.VAR_DIR / "celery" / folder).mkdir(parents=True, exist_ok=True)
         return {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
 
     def supervise(self, children):

@@ -1,0 +1,119 @@
+"""An append-only log of binary chunk frames, one file per recording session.
+
+The server appends each incoming chunk here and fsyncs before acknowledging it; the
+agent appends each chunk it reads from the device before sending it (the spool).
+One append is one write plus one fsync: far cheaper than a file per chunk.
+
+Record layout: length u32, CRC-32 of the frame u32, then the frame. A crash can only
+tear the last record; reading stops at the first incomplete or corrupt record, and
+`open_for_append` cuts such a tail off. Appends take an exclusive lock, so two server
+processes that briefly share a session (an agent reconnecting to another one) never
+interleave records. Duplicates are allowed in the log: readers keep the first copy
+of each (stream, seq).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+RECORD_HEADER = struct.Struct("<II")
+LOG_NAME = "chunks.log"
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    offset: int  # where the frame starts in the file
+    frame: bytes
+
+
+def read_records(path: Path) -> Iterator[LogRecord]:
+    """Every complete record of the log at `path`, in order (none if it is absent)."""
+    if not path.exists():
+        return
+    with open(path, "rb") as handle:
+        content = handle.read()
+    position = 0
+    while position + RECORD_HEADER.size <= len(content):
+        length, crc = RECORD_HEADER.unpack_from(content, position)
+        start = position + RECORD_HEADER.size
+        frame = content[start : start + length]
+        if len(frame) < length or zlib.crc32(frame) != crc:
+            return  # torn or corrupt tail: nothing after it was ever acknowledged
+        yield LogRecord(start, frame)
+        position = start + length
+
+
+def valid_length(path: Path) -> int:
+    """Bytes of the log up to the end of its last complete record."""
+    end = 0
+    for record in read_records(path):
+        end = record.offset + len(record.frame)
+    return end
+
+
+class ChunkLog:
+    """The log of one session, in its own directory (which may hold other files)."""
+
+    def __init__(self, directory: str | os.PathLike):
+        self.directory = Path(directory)
+        self.path = self.directory / LOG_NAME
+
+    def records(self) -> Iterator[LogRecord]:
+        return read_records(self.path)
+
+    def open_for_append(self) -> None:
+        """Create the directory and cut off a torn tail left by a crash."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            end = valid_length(self.path)
+            if end < self.path.stat().st_size:
+                os.truncate(self.path, end)
+
+    def append(self, frame: bytes) -> int:
+        """Append one frame durably (written and fsynced); returns its offset."""
+        record = RECORD_HEADER.pack(len(frame), zlib.crc32(frame)) + frame
+        created = not self.path.exists()
+        with open(self.path, "ab") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            offset = handle.seek(0, os.SEEK_END) + RECORD_HEADER.size
+            handle.write(record)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if created:
+            fsync_directory(self.directory)
+        return offset
+
+    def read_frame(self, offset: int, length: int) -> bytes:
+        with open(self.path, "rb") as handle:
+            handle.seek(offset)
+            return handle.read(length)
+
+    def delete(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def fsync_directory(path: Path) -> None:
+    """Make a file's creation or rename inside `path` survive a power cut."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_file_durably(path: Path, content: bytes) -> None:
+    """Replace `path` with `content` atomically and durably."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    fsync_directory(path.parent)
