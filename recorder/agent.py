@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -185,7 +186,8 @@ class Agent:
 
     async def _ping(self, websocket) -> None:
         while True:
-            await asyncio.sleep(self.config.ping_interval_s)
+            # jittered, so that agents started together don't ping together
+            await asyncio.sleep(self.config.ping_interval_s * random.uniform(0.8, 1.2))
             await websocket.send(make_message("agent.ping"))
 
     # ------------------------------------------------------------ receiving

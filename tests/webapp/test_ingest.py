@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import struct
 
@@ -341,7 +342,27 @@ async def test_the_owner_watches_live_samples(alice):
     assert connected
     agent = await connect_agent(secret)
     await say_hello(agent, [session.pk])
-    await send_chunk(agent, session.pk, 0)
+    # the agent's connection learns of the watching tab as its first chunk arrives
+    for seq in range(3):
+        await send_chunk(agent, session.pk, seq)
     live = json.loads(await browser.receive_from(timeout=5))
     assert live["type"] == "live.emg" and len(live["emg"]) == 8 and len(live["emg"][0]) == 25
-    assert live["chunks_stored"] == 1
+    assert live["seq"] in (1, 2)
+    await browser.disconnect()
+
+
+async def test_nobody_watching_means_no_live_traffic(alice):
+    from channels.layers import get_channel_layer
+
+    secret, session = await alice
+    layer = get_channel_layer()
+    await layer.group_add(f"session.{session.pk}.live", "eavesdropper.x")
+    agent = await connect_agent(secret)
+    await say_hello(agent, [session.pk])
+    for seq in range(3):
+        await send_chunk(agent, session.pk, seq)
+    # only the "streaming" announcement, never samples, reaches a non-watching member
+    first = await layer.receive("eavesdropper.x")
+    assert first["type"] == "live.streaming"
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(layer.receive("eavesdropper.x"), 0.5)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.consumer import get_handler_name
 from django.conf import settings
 
 from recorder.protocol import (
@@ -22,9 +24,17 @@ from recorder.protocol import (
     parse_message,
 )
 from webapp.recordings import presence
-from webapp.recordings.ingest import SessionIngest
+from webapp.recordings.ingest import (
+    WATCH_INTERVAL_S,
+    SessionIngest,
+    ingest_group,
+    live_group,
+)
 
 log = logging.getLogger(__name__)
+
+# how often a connected agent's last_seen_at is written (AGENT_STALE_AFTER_S is 30)
+PRESENCE_REFRESH_S = 10.0
 
 
 class AgentConsumer(AsyncWebsocketConsumer):
@@ -34,6 +44,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
         self.token = await presence.find_token(_bearer_token(self.scope))
         self.device: dict | None = None
         self.ingests: dict[int, SessionIngest] = {}
+        self.presence_written_s = time.monotonic()
         await self.accept()
         if self.token is None:
             await self.send_error("bad_token", "agent token is missing, unknown or "
@@ -42,9 +53,20 @@ class AgentConsumer(AsyncWebsocketConsumer):
             return
         await self.channel_layer.group_add(self.token.group_name, self.channel_name)
 
+    async def dispatch(self, message):
+        # Channels closes stale DB connections before every message, a thread hop per
+        # chunk. Our DB helpers (database_sync_to_async) already do that themselves.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']}")
+        await handler(message)
+
     async def disconnect(self, code):
         if getattr(self, "token", None) is not None:
             await self.channel_layer.group_discard(self.token.group_name, self.channel_name)
+            for session_id in self.ingests:
+                await self.channel_layer.group_discard(ingest_group(session_id),
+                                                       self.channel_name)  # fmt: skip
             await presence.mark_disconnected(self.token.pk)
 
     async def receive(self, text_data=None, bytes_data=None):
@@ -71,7 +93,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
         if kind == "agent.hello":
             await self.on_hello(message)
         elif kind == "agent.ping":
-            await presence.touch(self.token.pk)
+            self.keep_presence_fresh()
             await self.send(text_data=make_message("agent.pong"))
         elif kind == "recording.stopped":
             await self.on_recording_stopped(message)
@@ -79,6 +101,14 @@ class AgentConsumer(AsyncWebsocketConsumer):
             await presence.fail_session(self.token.pk, message["session"], message["message"])
         else:
             raise ProtocolError("bad_type", f"{kind} is not a message an agent may send")
+
+    def keep_presence_fresh(self) -> None:
+        """Refresh last_seen_at now and then, without making chunks wait for the DB."""
+        now_s = time.monotonic()
+        if now_s - self.presence_written_s < PRESENCE_REFRESH_S:
+            return
+        self.presence_written_s = now_s
+        self.background_task = asyncio.create_task(presence.touch(self.token.pk))
 
     async def on_hello(self, message: dict) -> None:
         device = message["device"]
@@ -117,10 +147,12 @@ class AgentConsumer(AsyncWebsocketConsumer):
         ingest = await self.ingest_for(chunk.session_id)
         if not ingest.is_stored(chunk.seq):
             ingest.check_window(chunk.seq)
-            await asyncio.to_thread(ingest.store, chunk.seq, frame)
-            await self.channel_layer.group_send(
-                f"session.{chunk.session_id}.live", ingest.live_update(chunk)
-            )
+            await ingest.store(chunk.seq, frame)
+            ingest.observe(chunk)
+            if ingest.watched:
+                await self.channel_layer.group_send(
+                    live_group(chunk.session_id), ingest.live_update(chunk)
+                )
         await self.send(text_data=make_message(
             "chunk.ack", session=chunk.session_id, stream=STREAM_EMG, seqs=[chunk.seq]
         ))  # fmt: skip
@@ -145,6 +177,9 @@ class AgentConsumer(AsyncWebsocketConsumer):
         )  # fmt: skip
         await presence.record_device(self.token.pk, session_id, self.device)
         self.ingests[session_id] = ingest
+        await self.channel_layer.group_add(ingest_group(session_id), self.channel_name)
+        # tabs already open on the session answer with live.watch
+        await self.channel_layer.group_send(live_group(session_id), {"type": "live.streaming"})
         return ingest
 
     # ------------------------------------------------------------ group events
@@ -152,6 +187,12 @@ class AgentConsumer(AsyncWebsocketConsumer):
     async def agent_command(self, event):
         """A start/stop command from the portal (see views.start_recording)."""
         await self.send(text_data=event["message"])
+
+    async def live_watch(self, event):
+        """A browser tab watches one of our sessions (see LiveConsumer)."""
+        ingest = self.ingests.get(event["session"])
+        if ingest is not None:
+            ingest.watch()
 
     async def agent_revoked(self, event):
         await self.send_error("token_revoked", "this agent's token was revoked")
@@ -169,18 +210,28 @@ class LiveConsumer(AsyncWebsocketConsumer):
         ):
             await self.close(code=4003)
             return
-        self.group = f"session.{self.session_id}.live"
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.channel_layer.group_add(live_group(self.session_id), self.channel_name)
         await self.accept()
+        self.heartbeat = asyncio.create_task(self.keep_watching())
+
+    async def keep_watching(self):
+        """Tell the agent connection that someone watches, for as long as we do."""
+        while True:
+            await self.live_streaming({})
+            await asyncio.sleep(WATCH_INTERVAL_S)
 
     async def disconnect(self, code):
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        if hasattr(self, "heartbeat"):
+            self.heartbeat.cancel()
+            await self.channel_layer.group_discard(live_group(self.session_id),
+                                                   self.channel_name)  # fmt: skip
+
+    async def live_streaming(self, event):
+        await self.channel_layer.group_send(
+            ingest_group(self.session_id), {"type": "live.watch", "session": self.session_id}
+        )
 
     async def live_emg(self, event):
-        await self.send(text_data=json.dumps(event))
-
-    async def live_status(self, event):
         await self.send(text_data=json.dumps(event))
 
 

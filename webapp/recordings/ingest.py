@@ -11,14 +11,31 @@ from pathlib import Path
 
 import numpy as np
 
-from recorder.chunk_log import ChunkLog
+from recorder.chunk_log import ChunkLog, GroupCommitWriter
 from recorder.devices.packets import PacketCounter
 from recorder.protocol import Chunk, ProtocolError, peek_header
 from recorder.quality import RecentSamples, channel_quality
 
+# one writer thread per server process, shared by every agent connection
+CHUNK_WRITER = GroupCommitWriter()
+
 MAX_SEQ_AHEAD = 1024  # chunks past the first missing one; the agent keeps 64 in flight
 QUALITY_INTERVAL_S = 0.5
 DISPLAY_DECIMATION = 2  # 500 Hz -> 250 Hz points for the browser's traces
+# Live updates go out only while a browser tab watches: tabs say so every
+# WATCH_INTERVAL_S, and a watch lapses after WATCH_TTL_S without news.
+WATCH_INTERVAL_S = 3.0
+WATCH_TTL_S = 10.0
+
+
+def live_group(session_id: int) -> str:
+    """Browser tabs watching a session."""
+    return f"session.{session_id}.live"
+
+
+def ingest_group(session_id: int) -> str:
+    """Agent connections streaming into a session (normally one)."""
+    return f"session.{session_id}.ingest"
 
 
 class SessionIngest:
@@ -35,6 +52,7 @@ class SessionIngest:
             self.mark_stored(peek_header(record.frame)[2])
         self.recent = RecentSamples(num_channels, int(sampling_rate_hz))
         self._quality_due_s = 0.0
+        self._watched_until_s = 0.0
         # losses seen live on this connection; the session file has the full count
         self.packets = PacketCounter()
 
@@ -47,9 +65,9 @@ class SessionIngest:
                                 f"{MAX_SEQ_AHEAD} ahead of the first missing chunk "
                                 f"({self.contiguous})")  # fmt: skip
 
-    def store(self, seq: int, frame: bytes) -> None:
-        """Append a new chunk durably (blocking: call it off the event loop)."""
-        self.log.append(frame)
+    async def store(self, seq: int, frame: bytes) -> None:
+        """Append a new chunk; returns once it is durable (fsynced)."""
+        await CHUNK_WRITER.append(self.log, frame)
         self.mark_stored(seq)
 
     def mark_stored(self, seq: int) -> None:
@@ -60,11 +78,22 @@ class SessionIngest:
             self.stored_ahead.remove(self.contiguous)
             self.contiguous += 1
 
+    def observe(self, chunk: Chunk) -> None:
+        """Keep the recent samples and the live drop count up to date (cheap)."""
+        self.recent.extend(chunk.samples.emg)
+        self.packets.update(chunk.samples.package_num)
+
+    def watch(self) -> None:
+        """A browser tab is watching: send it live updates for a while."""
+        self._watched_until_s = time.monotonic() + WATCH_TTL_S
+
+    @property
+    def watched(self) -> bool:
+        return time.monotonic() < self._watched_until_s
+
     def live_update(self, chunk: Chunk) -> dict:
         """The message for watching browsers: decimated traces, and quality when due."""
         samples = chunk.samples
-        self.recent.extend(samples.emg)
-        self.packets.update(samples.package_num)
         update = {
             "type": "live.emg",
             "session": self.session_id,

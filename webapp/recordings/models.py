@@ -77,10 +77,5 @@ class RecordingSession(models.Model):
         return reverse("session", args=[self.pk])
 
     @property
-    def live_group_name(self) -> str:
-        """The channel group that browser tabs watching this session join."""
-        return f"session.{self.pk}.live"
-
-    @property
     def is_active(self) -> bool:
         return self.status in (self.Status.RECORDING, self.Status.STOPPING)

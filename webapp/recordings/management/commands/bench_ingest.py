@@ -6,17 +6,22 @@ Prints one final JSON line:
   {"agents", "samples_sent", "samples_stored", "lost", "ack_p99_ms", ...}
 samples_sent counts what the devices produced; samples_stored what the session files
 hold once assembled. Uses this settings' database and broker (embedded by default).
+The server fsyncs every chunk before acknowledging it, as in production; the agents'
+spools live in /dev/shm (see SPOOL_PARENT).
 """
 
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +29,16 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.db import connections
 
 from recorder.agent import Agent, AgentConfig
 from webapp.accounts.models import AgentToken
 from webapp.recordings.models import RecordingSession, Subject
+
+
+# Real agents spool to their own laptops' disks; here a hundred of them would queue
+# their fsyncs on the server's disk and measure that instead, so they use memory.
+SPOOL_PARENT = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
 class Command(BaseCommand):
@@ -37,8 +48,13 @@ class Command(BaseCommand):
         parser.add_argument("--agents", type=int, default=10)
         parser.add_argument("--seconds", type=float, default=10.0)
         parser.add_argument("--port", type=int, default=0, help="default: a free port")
+        parser.add_argument("--agent-processes", type=int, default=2,
+                            help="processes the agents are spread over (each agent is "
+                            "one laptop in real life; one Python process can't be 100)")  # fmt: skip
+        parser.add_argument("--chunk-ms", type=float, default=AgentConfig.chunk_s * 1000,
+                            help="samples per chunk, in ms of signal")  # fmt: skip
 
-    def handle(self, *args, agents, seconds, port, **options):
+    def handle(self, *args, agents, seconds, port, chunk_ms, agent_processes, **options):
         call_command("migrate", interactive=False, verbosity=0)
         port = port or _free_port()
         secrets, session_ids = self.prepare(agents)
@@ -48,13 +64,23 @@ class Command(BaseCommand):
                                           "worker", "-P", "solo", "-l", "warning"])]  # fmt: skip
         try:
             _wait_for_port(port)
-            fleet = asyncio.run(run_fleet(f"ws://127.0.0.1:{port}", secrets, seconds))
+            started_s, server_cpu_s = time.monotonic(), _cpu_seconds(children[0].pid)
+            fleet = run_fleets(f"ws://127.0.0.1:{port}", secrets, seconds,
+                               chunk_ms / 1000, agent_processes)  # fmt: skip
+            elapsed_s = time.monotonic() - started_s
+            server_cpu_s = _cpu_seconds(children[0].pid) - server_cpu_s
             stored = self.wait_for_files(session_ids, timeout_s=120 + agents)
         finally:
             for child in children:
                 os.killpg(child.pid, signal.SIGTERM)
                 child.wait(30)
-        self.stdout.write(json.dumps(summarize(agents, fleet, stored)))
+        result = summarize(agents, fleet, stored)
+        result["chunk_ms"] = chunk_ms
+        result["agent_processes"] = agent_processes
+        # how busy each side was while streaming (100 % = one core)
+        result["server_cpu_percent"] = round(100 * server_cpu_s / elapsed_s)
+        result["agents_cpu_percent"] = round(100 * fleet["cpu_s"] / elapsed_s)
+        self.stdout.write(json.dumps(result))
 
     def prepare(self, agents: int):
         user, _ = get_user_model().objects.get_or_create(username="bench-ingest")
@@ -87,31 +113,57 @@ class Command(BaseCommand):
                 "samples": sum(n for _, n in rows)}  # fmt: skip
 
 
-async def run_fleet(server_url: str, secrets: list[str], seconds: float) -> list[Agent]:
-    """Run one agent per secret until every recording has been closed by the server."""
-    spool_root = Path(tempfile.mkdtemp(prefix="bench-spool-"))
+def run_fleets(server_url: str, secrets: list[str], seconds: float, chunk_s: float,
+               processes: int) -> dict:  # fmt: skip
+    """Run the agents spread over `processes` child processes; merge their reports."""
+    connections.close_all()  # the children must not share this process's DB sockets
+    shares = [list(enumerate(secrets))[k::processes] for k in range(processes)]
+    with ProcessPoolExecutor(processes, mp_context=get_context("fork")) as pool:
+        reports = list(pool.map(run_fleet, [server_url] * processes, shares,
+                                [seconds] * processes, [chunk_s] * processes))  # fmt: skip
+    return {
+        "samples_recorded": sum(r["samples_recorded"] for r in reports),
+        "chunks_sent": sum(r["chunks_sent"] for r in reports),
+        "ack_ms": np.concatenate([r["ack_ms"] for r in reports]),
+        "cpu_s": sum(r["cpu_s"] for r in reports),
+    }
+
+
+def run_fleet(server_url: str, numbered_secrets: list, seconds: float, chunk_s: float) -> dict:
+    """One process's agents, each on its own simulated armband; returns their stats."""
+    spool_root = Path(tempfile.mkdtemp(prefix="bench-spool-", dir=SPOOL_PARENT))
     fleet = [
         Agent(AgentConfig(server_url=server_url, token=secret, spool_dir=spool_root / str(i),
-                          device="simulated",
+                          device="simulated", chunk_s=chunk_s,
                           device_options={"seed": i, "duration_s": seconds}))  # fmt: skip
-        for i, secret in enumerate(secrets)
+        for i, secret in numbered_secrets
     ]
+    asyncio.run(_stream_until_closed(fleet, seconds))
+    shutil.rmtree(spool_root, ignore_errors=True)
+    return {
+        "samples_recorded": sum(a.samples_recorded for a in fleet),
+        "chunks_sent": sum(a.link.chunks_sent for a in fleet),
+        "ack_ms": np.concatenate([np.fromiter(a.link.ack_ms, float) for a in fleet]),
+        "cpu_s": time.process_time(),
+    }
+
+
+async def _stream_until_closed(fleet: list[Agent], seconds: float) -> None:
+    """Each agent is sent its start on connect and ends after `seconds` of samples."""
     stop = asyncio.Event()
     tasks = [asyncio.create_task(agent.run_forever(stop)) for agent in fleet]
     started = time.monotonic()
-    # each agent is sent its start on connect; it ends after `seconds` of samples
     while time.monotonic() - started < seconds + 60:
         await asyncio.sleep(0.5)
         if all(a.link.chunks_sent and not a.sessions for a in fleet):
             break
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
-    return fleet
 
 
-def summarize(agents: int, fleet: list[Agent], stored: dict) -> dict:
-    produced = sum(a.samples_recorded for a in fleet)
-    ack_ms = np.concatenate([np.fromiter(a.link.ack_ms, float) for a in fleet])
+def summarize(agents: int, fleet: dict, stored: dict) -> dict:
+    produced = fleet["samples_recorded"]
+    ack_ms = fleet["ack_ms"]
     return {
         "agents": agents,
         "samples_sent": produced,
@@ -120,10 +172,16 @@ def summarize(agents: int, fleet: list[Agent], stored: dict) -> dict:
         "ack_p50_ms": round(float(np.percentile(ack_ms, 50)), 1) if len(ack_ms) else None,
         "ack_p99_ms": round(float(np.percentile(ack_ms, 99)), 1) if len(ack_ms) else None,
         "sessions_complete": stored["complete"],
-        "chunks_sent": sum(a.link.chunks_sent for a in fleet),
+        "chunks_sent": fleet["chunks_sent"],
         "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
         "channel_layer": settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1],
     }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _free_port() -> int:
