@@ -60,7 +60,9 @@ class AgentConfig:
     spool_dir: Path
     device: str = "simulated"
     device_options: dict = field(default_factory=dict)
-    chunk_s: float = 0.1  # 50 samples at 500 Hz per chunk
+    # 100 samples at 500 Hz per chunk: one server keeps up with 100 agents at this size
+    # (docs/benchmarks.md); halving it doubles the messages per second.
+    chunk_s: float = 0.2
     max_in_flight: int = 64  # chunks sent but not yet acknowledged
     ping_interval_s: float = 5.0
     reconnect_initial_s: float = 0.5
@@ -106,7 +108,8 @@ class Agent:
                             self.config.agent_url, _describe(exc), delay_s)  # fmt: skip
             self.connected.clear()
             try:
-                await asyncio.wait_for(stop.wait(), delay_s)
+                # jittered, so that agents cut off together don't all return together
+                await asyncio.wait_for(stop.wait(), delay_s * random.uniform(0.5, 1.0))
             except asyncio.TimeoutError:
                 pass
             delay_s = min(delay_s * 2, self.config.reconnect_max_s)

@@ -161,7 +161,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
         """The ingest state of a session this agent may stream into, or an error."""
         if session_id in self.ingests:
             return self.ingests[session_id]
-        status = await presence.session_status_for_agent(self.token.pk, session_id)
+        status = await presence.join_recording(self.token.pk, session_id, self.device)
         if status is None:
             raise ProtocolError("unknown_session", f"session {session_id} does not exist "
                                 "or is not being recorded by this agent")  # fmt: skip
@@ -175,7 +175,6 @@ class AgentConsumer(AsyncWebsocketConsumer):
             float(self.device["sampling_rate_hz"]), len(self.device["channel_names"]),
             float(self.device.get("extra", {}).get("line_frequency_hz", 50.0)),
         )  # fmt: skip
-        await presence.record_device(self.token.pk, session_id, self.device)
         self.ingests[session_id] = ingest
         await self.channel_layer.group_add(ingest_group(session_id), self.channel_name)
         # tabs already open on the session answer with live.watch

@@ -41,21 +41,17 @@ def owns_session(user_id: int, session_id: int) -> bool:
 
 
 @database_sync_to_async
-def session_status_for_agent(token_id: int, session_id: int) -> str | None:
-    """The session's status if this agent is the one recording it, else None."""
-    return (
-        RecordingSession.objects.filter(pk=session_id, agent_id=token_id)
-        .values_list("status", flat=True)
-        .first()
-    )
+def join_recording(token_id: int, session_id: int, device: dict) -> str | None:
+    """Record the device streaming into a session this agent is recording.
 
-
-@database_sync_to_async
-def record_device(token_id: int, session_id: int, device: dict) -> None:
-    """The device that streams into a session, as its agent announced it."""
-    RecordingSession.objects.filter(pk=session_id, agent_id=token_id).update(
-        device_info=device
-    )
+    Returns the session's status, or None when the session isn't this agent's.
+    One UPDATE in the common case: a hundred agents may start at once.
+    """
+    sessions = RecordingSession.objects.filter(pk=session_id, agent_id=token_id)
+    active = [Status.RECORDING, Status.STOPPING]
+    if sessions.filter(status__in=active).update(device_info=device):
+        return Status.RECORDING
+    return sessions.values_list("status", flat=True).first()
 
 
 @database_sync_to_async
@@ -110,12 +106,15 @@ def close_recording(token_id: int, report: dict) -> str:
             return "unknown"
         if session.status not in (Status.RECORDING, Status.STOPPING):
             return session.status
-        session.status = Status.ASSEMBLING
+        session.status = Status.ASSEMBLING if report["samples"] else Status.FAILED
+        if not report["samples"]:
+            session.error = f"no samples were recorded: {report['reason']}"[:2000]
         session.stopped_at = session.stopped_at or timezone.now()
         session.expected_chunks = report["chunks"]
         session.expected_samples = report["samples"]
         session.dropped_packets = report["dropped_packets"]
         session.stop_reason = report["reason"][:200]
         session.save()
-        transaction.on_commit(lambda: assemble_session_file.delay(session.pk))
+        if session.status == Status.ASSEMBLING:
+            transaction.on_commit(lambda: assemble_session_file.delay(session.pk))
     return session.status

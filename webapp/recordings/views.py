@@ -6,7 +6,6 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -103,11 +102,11 @@ def start_recording(request, session_id: int):
                        "create a new session to record again.")  # fmt: skip
     elif agent is None or not agent.is_online():
         messages.error(request, "Choose one of your agents that is connected.")
-    else:
-        with transaction.atomic():
-            session.status, session.agent = Status.RECORDING, agent
-            session.started_at = timezone.now()
-            session.save(update_fields=["status", "agent", "started_at"])
+    # conditional, so that two clicks at once cannot send the session to two agents
+    elif RecordingSession.objects.filter(pk=session.pk, status=Status.CREATED).update(
+        status=Status.RECORDING, agent=agent, started_at=timezone.now()
+    ):
+        session.refresh_from_db()
         _send_to_agent(agent, start_command(session))
     return redirect(session)
 
