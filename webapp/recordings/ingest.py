@@ -48,8 +48,10 @@ class SessionIngest:
         self.line_frequency_hz = line_frequency_hz
         self.contiguous = 0  # chunks 0..contiguous-1 are all stored
         self.stored_ahead: set[int] = set()
+        self.samples_stored = 0
         for record in self.log.records():
-            self.mark_stored(peek_header(record.frame)[2])
+            _, _, seq, num_samples = peek_header(record.frame)
+            self.mark_stored(seq, num_samples)
         self.recent = RecentSamples(num_channels, int(sampling_rate_hz))
         self._quality_due_s = 0.0
         self._watched_until_s = 0.0
@@ -68,11 +70,12 @@ class SessionIngest:
     async def store(self, seq: int, frame: bytes) -> None:
         """Append a new chunk; returns once it is durable (fsynced)."""
         await CHUNK_WRITER.append(self.log, frame)
-        self.mark_stored(seq)
+        self.mark_stored(seq, peek_header(frame)[3])
 
-    def mark_stored(self, seq: int) -> None:
+    def mark_stored(self, seq: int, num_samples: int) -> None:
         if self.is_stored(seq):
             return
+        self.samples_stored += num_samples
         self.stored_ahead.add(seq)
         while self.contiguous in self.stored_ahead:
             self.stored_ahead.remove(self.contiguous)
@@ -102,6 +105,7 @@ class SessionIngest:
             "dt": DISPLAY_DECIMATION / self.sampling_rate_hz,
             "emg": np.round(samples.emg[::DISPLAY_DECIMATION].T, 1).tolist(),
             "chunks_stored": self.contiguous,
+            "samples_stored": self.samples_stored,
             "dropped_packets": self.packets.dropped_packets,
         }
         now_s = time.monotonic()

@@ -16,17 +16,32 @@ function makePlots(numChannels) {
   channelData = [];
   for (let c = 0; c < numChannels; c++) {
     channelData.push({ t: [], v: [] });
+    const isLast = c === numChannels - 1;
     const opts = {
       width: container.clientWidth || 800,
-      height: 70,
+      height: isLast ? 135 : 80, // the last chart also carries the time axis
       legend: { show: false },
       cursor: { show: false },
-      scales: { x: { time: false } },
-      axes: [{ show: c === numChannels - 1 }, { size: 50, label: `ch${c + 1}` }],
+      scales: { x: { time: false }, y: { range: symmetricRange } },
+      axes: [
+        { show: isLast, label: isLast ? "seconds" : undefined },
+        { size: 60, label: `ch${c + 1} µV`, labelSize: 14, splits: (u) => symmetricTicks(u) },
+      ],
       series: [{}, { stroke: `hsl(${(c * 45) % 360} 65% 45%)`, width: 1 }],
     };
     plots.push(new uPlot(opts, [[], []], container));
   }
+}
+
+// EMG is centred on zero: show ±peak so every channel's scale reads at a glance.
+function symmetricRange(u, min, max) {
+  const peak = Math.max(Math.abs(min ?? 0), Math.abs(max ?? 0), 10);
+  return [-peak, peak];
+}
+
+function symmetricTicks(u) {
+  const peak = u.scales.y.max;
+  return [-Math.round(peak), 0, Math.round(peak)];
 }
 
 function appendSamples(message) {
@@ -47,6 +62,7 @@ function appendSamples(message) {
   samplesSeen += n;
   dirty = true;
   document.getElementById("dropped").textContent = message.dropped_packets;
+  document.getElementById("samples").textContent = message.samples_stored;
   document.getElementById("trace-info").textContent = `live · ${message.chunks_stored} chunks stored`;
   if (message.quality) showQuality(message.quality);
 }
