@@ -35,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_agent_command(commands)
     info = commands.add_parser("info", help="print a session file's summary as JSON")
     info.add_argument("file", type=Path)
-    export = commands.add_parser("export-emg2pose", help="write a session in the emg2pose layout")
+    export = commands.add_parser(
+        "export-emg2pose", help="write a session in the emg2pose layout"
+    )
     export.add_argument("file", type=Path)
     export.add_argument("output", type=Path)
     return parser
@@ -43,33 +45,63 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_agent_command(commands) -> None:
     agent = commands.add_parser(
-        "agent", help="connect to the portal and stream when a recording starts",
-        description="Connects to the portal with an agent token (create one on the portal's "
-        "Agent tokens page), then waits: when you press Start in the browser it streams "
-        "the armband, keeping every chunk on disk until the server confirms it.",
-    )  # fmt: skip
-    agent.add_argument("--server", required=True, help="portal address, e.g. ws://127.0.0.1:8000")
+        "agent",
+        help="connect to the portal and stream when a recording starts",
+        description="Connects to the portal with an agent token (create one on the "
+        "portal's Agent tokens page), then waits: when you press Start in the browser "
+        "it streams the armband, keeping every chunk on disk until the server "
+        "confirms it.",
+    )
+    agent.add_argument(
+        "--server", required=True, help="portal address, e.g. ws://127.0.0.1:8000"
+    )
     secret = agent.add_mutually_exclusive_group(required=True)
     secret.add_argument("--token", help="the agent token (shown once when created)")
     secret.add_argument("--token-file", type=Path, help="a file holding the token")
-    agent.add_argument("--device", default="simulated", choices=["simulated", "mindrove", "replay"],
-                       help="simulated (default): a virtual armband and hand; mindrove: the "
-                       "real armband; replay: play back a session file")  # fmt: skip
-    agent.add_argument("--spool", type=Path, default=DEFAULT_SPOOL,
-                       help=f"where unacknowledged chunks wait (default {DEFAULT_SPOOL})")  # fmt: skip
-    agent.add_argument("--seed", type=int, default=0, help="simulated: which virtual person")
-    agent.add_argument("--duration-s", type=float, help="simulated: end each recording after this long")
-    agent.add_argument("--line-frequency-hz", type=float, default=50.0, help="simulated: mains frequency")
-    agent.add_argument("--ip", help="mindrove: the armband's address (default: the SDK's)")
-    agent.add_argument("--playback-file", help="mindrove: replay a 39-row MindRove file instead")
-    agent.add_argument("--file", type=Path, help="replay: the session file to play back")
+    agent.add_argument(
+        "--device",
+        default="simulated",
+        choices=["simulated", "mindrove", "replay"],
+        help="simulated (default): a virtual armband and hand; mindrove: the "
+        "real armband; replay: play back a session file",
+    )
+    agent.add_argument(
+        "--spool",
+        type=Path,
+        default=DEFAULT_SPOOL,
+        help=f"where unacknowledged chunks wait (default {DEFAULT_SPOOL})",
+    )
+    agent.add_argument(
+        "--seed", type=int, default=0, help="simulated: which virtual person"
+    )
+    agent.add_argument(
+        "--duration-s", type=float, help="simulated: end each recording after this long"
+    )
+    agent.add_argument(
+        "--line-frequency-hz",
+        type=float,
+        default=50.0,
+        help="simulated: mains frequency",
+    )
+    agent.add_argument(
+        "--ip", help="mindrove: the armband's address (default: the SDK's)"
+    )
+    agent.add_argument(
+        "--playback-file", help="mindrove: replay a 39-row MindRove file instead"
+    )
+    agent.add_argument(
+        "--file", type=Path, help="replay: the session file to play back"
+    )
     agent.add_argument("-v", "--verbose", action="store_true", help="log every step")
 
 
 def device_options(args) -> dict:
     if args.device == "simulated":
-        return {"seed": args.seed, "duration_s": args.duration_s,
-                "line_frequency_hz": args.line_frequency_hz}  # fmt: skip
+        return {
+            "seed": args.seed,
+            "duration_s": args.duration_s,
+            "line_frequency_hz": args.line_frequency_hz,
+        }
     if args.device == "mindrove":
         return {"ip_address": args.ip, "playback_file": args.playback_file}
     if args.file is None:
@@ -94,8 +126,13 @@ def run_agent(args) -> int:
     except DeviceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    config = AgentConfig(server_url=args.server, token=token, spool_dir=args.spool,
-                         device=args.device, device_options=options)  # fmt: skip
+    config = AgentConfig(
+        server_url=args.server,
+        token=token,
+        spool_dir=args.spool,
+        device=args.device,
+        device_options=options,
+    )
     try:
         asyncio.run(_run_until_signalled(Agent(config)))
     except AgentFatalError as exc:
@@ -109,8 +146,11 @@ async def _run_until_signalled(agent: Agent) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    print(f"agent: connecting to {agent.config.server_url} with the {agent.config.device} "
-          "device; press Ctrl-C to quit", flush=True)  # fmt: skip
+    print(
+        f"agent: connecting to {agent.config.server_url} "
+        f"with the {agent.config.device} device; press Ctrl-C to quit",
+        flush=True,
+    )
     await agent.run_forever(stop)
 
 
@@ -118,7 +158,9 @@ def _read_token_file(path: Path) -> str:
     try:
         return path.read_text().strip()
     except OSError as exc:
-        raise SystemExit(f"error: cannot read the token file {path}: {exc.strerror}") from None
+        raise SystemExit(
+            f"error: cannot read the token file {path}: {exc.strerror}"
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,9 +13,9 @@ import logging
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import websockets
 
@@ -74,7 +74,9 @@ class AgentConfig:
 
 
 class Agent:
-    def __init__(self, config: AgentConfig, device_factory: Callable[[], EmgSource] | None = None):
+    def __init__(
+        self, config: AgentConfig, device_factory: Callable[[], EmgSource] | None = None
+    ):
         self.config = config
         self.spool = Spool(config.spool_dir)
         self.device_factory = device_factory or (
@@ -82,7 +84,9 @@ class Agent:
         )
         self.device_info = self.device_factory().info.as_dict()
         self.streamers: dict[int, DeviceStreamer] = {}
-        self.sessions = {sid: self.spool.open_session(sid) for sid in self.spool.session_ids()}
+        self.sessions = {
+            sid: self.spool.open_session(sid) for sid in self.spool.session_ids()
+        }
         self.connected = asyncio.Event()
         self.link = LinkStats()
         self._samples_of_closed_sessions = 0
@@ -103,14 +107,18 @@ class Agent:
                 delay_s = self.config.reconnect_initial_s
             except AgentFatalError:
                 raise
-            except (OSError, websockets.WebSocketException, asyncio.TimeoutError) as exc:
-                log.warning("cannot reach the server at %s (%s); retrying in %.1f s",
-                            self.config.agent_url, _describe(exc), delay_s)  # fmt: skip
+            except (TimeoutError, OSError, websockets.WebSocketException) as exc:
+                log.warning(
+                    "cannot reach the server at %s (%s); retrying in %.1f s",
+                    self.config.agent_url,
+                    _describe(exc),
+                    delay_s,
+                )
             self.connected.clear()
             try:
                 # jittered, so that agents cut off together don't all return together
                 await asyncio.wait_for(stop.wait(), delay_s * random.uniform(0.5, 1.0))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             delay_s = min(delay_s * 2, self.config.reconnect_max_s)
         self.stop_all_recordings()
@@ -124,9 +132,12 @@ class Agent:
     async def _run_connection(self, stop: asyncio.Event) -> None:
         headers = {"Authorization": f"Token {self.config.token}"}
         async with websockets.connect(
-            self.config.agent_url, additional_headers=headers, max_size=2**22,
-            open_timeout=10, ping_interval=20,
-        ) as websocket:  # fmt: skip
+            self.config.agent_url,
+            additional_headers=headers,
+            max_size=2**22,
+            open_timeout=10,
+            ping_interval=20,
+        ) as websocket:
             await self._greet(websocket)
             tasks = [
                 asyncio.create_task(self._send_spooled(websocket)),
@@ -148,23 +159,29 @@ class Agent:
             {"session": s.session_id, "status": s.state["status"]}
             for s in self.sessions.values()
         ]
-        await websocket.send(make_message(
-            "agent.hello", agent_version=__version__, device=self.device_info,
-            sessions=sessions,
-        ))  # fmt: skip
+        await websocket.send(
+            make_message(
+                "agent.hello",
+                agent_version=__version__,
+                device=self.device_info,
+                sessions=sessions,
+            )
+        )
         reply = parse_message(await asyncio.wait_for(websocket.recv(), 10))
         if reply["type"] == "error":
             if reply["code"] in FATAL_CODES:
                 raise AgentFatalError(reply["message"])
             raise ProtocolError(reply["code"], reply["message"])
-        log.info("connected to %s as agent %r", self.config.server_url, reply.get("agent"))
+        log.info(
+            "connected to %s as agent %r", self.config.server_url, reply.get("agent")
+        )
         self.connected.set()
         self._wakeup.set()
 
     # ------------------------------------------------------------ sending
 
     async def _send_spooled(self, websocket) -> None:
-        """Send every unacknowledged chunk, oldest first, at most max_in_flight ahead."""
+        """Send every unacknowledged chunk, oldest first, max_in_flight at a time."""
         in_flight: dict[int, set[int]] = {}  # session -> seqs sent on this connection
         stop_reported: set[int] = set()
         while True:
@@ -180,8 +197,9 @@ class Agent:
                     await websocket.send(_stopped_message(session))
                     stop_reported.add(session.session_id)
 
-    async def _send_chunks(self, websocket, session: SpoolSession, sent: set[int],
-                           budget: int) -> None:  # fmt: skip
+    async def _send_chunks(
+        self, websocket, session: SpoolSession, sent: set[int], budget: int
+    ) -> None:
         for seq in sorted(session.pending - sent)[: max(budget, 0)]:
             await websocket.send(session.frame(seq))
             self.link.sent(session.session_id, seq)
@@ -200,7 +218,9 @@ class Agent:
             try:
                 message = parse_message(raw)
             except ProtocolError as exc:
-                log.error("server sent a message this agent does not understand: %s", exc)
+                log.error(
+                    "server sent a message this agent does not understand: %s", exc
+                )
                 continue
             self._handle(message)
 
@@ -229,8 +249,12 @@ class Agent:
             return  # already recording (the server repeats start after a reconnect)
         session = self.spool.open_session(session_id)
         self.sessions[session_id] = session
-        streamer = DeviceStreamer(self.device_factory(), session, self._wake_from_thread,
-                                  chunk_s=self.config.chunk_s)  # fmt: skip
+        streamer = DeviceStreamer(
+            self.device_factory(),
+            session,
+            self._wake_from_thread,
+            chunk_s=self.config.chunk_s,
+        )
         self.streamers[session_id] = streamer
         streamer.start()
         log.info("recording session %d from %s", session_id, self.config.device)
@@ -269,10 +293,13 @@ class Agent:
 
 def _stopped_message(session: SpoolSession) -> str:
     return make_message(
-        "recording.stopped", session=session.session_id, chunks=session.next_seq,
-        samples=session.samples, dropped_packets=session.state["dropped_packets"],
+        "recording.stopped",
+        session=session.session_id,
+        chunks=session.next_seq,
+        samples=session.samples,
+        dropped_packets=session.state["dropped_packets"],
         reason=session.state["reason"],
-    )  # fmt: skip
+    )
 
 
 def _describe(exc: Exception) -> str:

@@ -22,25 +22,35 @@ def first_copies(log: ChunkLog, stream: int) -> dict[int, bytes]:
     return frames
 
 
-def assemble_recording(log: ChunkLog, expected_chunks: int,
-                       expected_samples: int, attrs: SessionAttributes) -> SessionRecording:  # fmt: skip
+def assemble_recording(
+    log: ChunkLog, expected_chunks: int, expected_samples: int, attrs: SessionAttributes
+) -> SessionRecording:
     """Concatenate chunks 0..expected_chunks-1, checking that nothing is missing."""
     frames = first_copies(log, STREAM_EMG)
     missing = sorted(set(range(expected_chunks)) - set(frames))
     if missing:
-        raise AssemblyError(f"{len(missing)} of {expected_chunks} chunks are missing "
-                            f"(first missing: seq {missing[0]})")  # fmt: skip
+        raise AssemblyError(
+            f"{len(missing)} of {expected_chunks} chunks are missing "
+            f"(first missing: seq {missing[0]})"
+        )
     if expected_chunks == 0:
         raise AssemblyError("the recording holds no samples")
     decoded = [decode_chunk(frames[seq]).samples for seq in range(expected_chunks)]
     samples = EmgChunk.concatenate(decoded)
     if len(samples) != expected_samples:
-        raise AssemblyError(f"stored chunks hold {len(samples)} samples but the agent "
-                            f"recorded {expected_samples}")  # fmt: skip
+        raise AssemblyError(
+            f"stored chunks hold {len(samples)} samples but the agent "
+            f"recorded {expected_samples}"
+        )
     events = [
         SessionEvent(float(samples.time[0]), "recording", "start"),
         SessionEvent(float(samples.time[-1]), "recording", "end"),
     ]
-    return SessionRecording(emg=samples.emg, emg_time=samples.time,
-                            package_num=samples.package_num, imu=samples.imu,
-                            attrs=attrs, events=events)  # fmt: skip
+    return SessionRecording(
+        emg=samples.emg,
+        emg_time=samples.time,
+        package_num=samples.package_num,
+        imu=samples.imu,
+        attrs=attrs,
+        events=events,
+    )

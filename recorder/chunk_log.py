@@ -19,12 +19,12 @@ import fcntl
 import os
 import queue
 import shutil
-import threading
 import struct
+import threading
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 RECORD_HEADER = struct.Struct("<II")
 LOG_NAME = "chunks.log"
@@ -139,7 +139,9 @@ class GroupCommitWriter:
 
     def __init__(self):
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="chunk-writer", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="chunk-writer", daemon=True
+        )
         self._thread.start()
 
     async def append(self, log: ChunkLog, frame: bytes) -> None:

@@ -2,7 +2,8 @@
 
 Two kinds of websocket message:
 - JSON text messages: {"v": 1, "type": "<namespace>.<name>", ...fields}. Every field is
-  checked against `MESSAGE_FIELDS`; anything else is a `ProtocolError` naming the problem.
+  checked against `MESSAGE_FIELDS`; anything else is a `ProtocolError` naming the
+  problem.
 - Binary chunks of samples. A fixed little-endian header, then the payload:
       magic "EMGC", version u8, stream id u8, channels u8, flags u8,
       session id u64, sequence number u64, sample count u32,
@@ -80,9 +81,17 @@ def encode_chunk(session_id: int, stream_id: int, seq: int, samples: EmgChunk) -
     payload = b"".join(parts)
     first_time_s = float(samples.time[0]) if n else 0.0
     header = HEADER.pack(
-        CHUNK_MAGIC, PROTOCOL_VERSION, stream_id, channels, flags,
-        session_id, seq, n, first_time_s, zlib.crc32(payload),
-    )  # fmt: skip
+        CHUNK_MAGIC,
+        PROTOCOL_VERSION,
+        stream_id,
+        channels,
+        flags,
+        session_id,
+        seq,
+        n,
+        first_time_s,
+        zlib.crc32(payload),
+    )
     return header + payload
 
 
@@ -93,25 +102,44 @@ def peek_header(frame: bytes) -> tuple[int, int, int, int]:
 
 
 def decode_chunk(frame: bytes, expected_channels: int | None = None) -> Chunk:
-    """Unpack and fully validate one binary frame; raise ProtocolError on any problem."""
+    """Unpack and fully validate one binary frame; raise ProtocolError if it's bad."""
     if len(frame) > MAX_CHUNK_BYTES:
-        raise ProtocolError("too_large", f"chunk of {len(frame)} bytes exceeds the "
-                            f"{MAX_CHUNK_BYTES}-byte limit")  # fmt: skip
+        raise ProtocolError(
+            "too_large",
+            f"chunk of {len(frame)} bytes exceeds the {MAX_CHUNK_BYTES}-byte limit",
+        )
     if len(frame) < HEADER.size:
-        raise ProtocolError("bad_chunk", f"chunk of {len(frame)} bytes is shorter "
-                            f"than the {HEADER.size}-byte header")  # fmt: skip
-    magic, version, stream_id, channels, flags, session_id, seq, n, first_time_s, crc = (
-        HEADER.unpack_from(frame)
-    )
+        raise ProtocolError(
+            "bad_chunk",
+            f"chunk of {len(frame)} bytes is shorter "
+            f"than the {HEADER.size}-byte header",
+        )
+    (
+        magic,
+        version,
+        stream_id,
+        channels,
+        flags,
+        session_id,
+        seq,
+        n,
+        first_time_s,
+        crc,
+    ) = HEADER.unpack_from(frame)
     _check_header(magic, version, stream_id, channels, n, expected_channels)
     payload = frame[HEADER.size :]
     columns = 8 + 8 + 4 * channels + (4 * IMU_COLUMNS if flags & HAS_IMU else 0)
     if len(payload) != n * columns:
-        raise ProtocolError("bad_chunk", f"payload is {len(payload)} bytes but "
-                            f"{n} samples × {channels} channels need {n * columns}")  # fmt: skip
+        raise ProtocolError(
+            "bad_chunk",
+            f"payload is {len(payload)} bytes but "
+            f"{n} samples × {channels} channels need {n * columns}",
+        )
     if zlib.crc32(payload) != crc:
-        raise ProtocolError("bad_checksum", f"chunk seq {seq}: CRC-32 mismatch, "
-                            "the payload was corrupted in transit")  # fmt: skip
+        raise ProtocolError(
+            "bad_checksum",
+            f"chunk seq {seq}: CRC-32 mismatch, the payload was corrupted in transit",
+        )
     samples = _unpack_payload(payload, n, channels, bool(flags & HAS_IMU))
     _check_samples(samples, seq, first_time_s)
     return Chunk(session_id=session_id, stream_id=stream_id, seq=seq, samples=samples)
@@ -119,22 +147,33 @@ def decode_chunk(frame: bytes, expected_channels: int | None = None) -> Chunk:
 
 def _check_header(magic, version, stream_id, channels, n, expected_channels) -> None:
     if magic != CHUNK_MAGIC:
-        raise ProtocolError("bad_chunk", f"binary message does not start with "
-                            f"{CHUNK_MAGIC!r}: not an EMG chunk")  # fmt: skip
+        raise ProtocolError(
+            "bad_chunk",
+            f"binary message does not start with {CHUNK_MAGIC!r}: not an EMG chunk",
+        )
     if version != PROTOCOL_VERSION:
-        raise ProtocolError("bad_version", f"chunk protocol version {version} is not "
-                            f"supported; this server speaks {PROTOCOL_VERSION}")  # fmt: skip
+        raise ProtocolError(
+            "bad_version",
+            f"chunk protocol version {version} is not "
+            f"supported; this server speaks {PROTOCOL_VERSION}",
+        )
     if stream_id not in STREAM_NAMES:
         raise ProtocolError("bad_stream", f"unknown stream id {stream_id}")
     if not 1 <= channels <= MAX_CHANNELS:
-        raise ProtocolError("bad_channels", f"{channels} channels is out of range "
-                            f"1..{MAX_CHANNELS}")  # fmt: skip
+        raise ProtocolError(
+            "bad_channels", f"{channels} channels is out of range 1..{MAX_CHANNELS}"
+        )
     if expected_channels is not None and channels != expected_channels:
-        raise ProtocolError("bad_channels", f"chunk has {channels} channels but the "
-                            f"device announced {expected_channels}")  # fmt: skip
+        raise ProtocolError(
+            "bad_channels",
+            f"chunk has {channels} channels but the "
+            f"device announced {expected_channels}",
+        )
     if not 1 <= n <= MAX_SAMPLES_PER_CHUNK:
-        raise ProtocolError("bad_chunk", f"{n} samples in one chunk is out of range "
-                            f"1..{MAX_SAMPLES_PER_CHUNK}")  # fmt: skip
+        raise ProtocolError(
+            "bad_chunk",
+            f"{n} samples in one chunk is out of range 1..{MAX_SAMPLES_PER_CHUNK}",
+        )
 
 
 def _unpack_payload(payload: bytes, n: int, channels: int, has_imu: bool) -> EmgChunk:
@@ -149,23 +188,33 @@ def _unpack_payload(payload: bytes, n: int, channels: int, has_imu: bool) -> Emg
     time_s = take("<f8", n).astype(np.float64)
     package_num = take("<i8", n).astype(np.int64)
     emg = take("<f4", n * channels).reshape(n, channels).astype(np.float32)
-    imu = take("<f4", n * IMU_COLUMNS).reshape(n, IMU_COLUMNS).astype(np.float32) if has_imu else None
+    imu = (
+        take("<f4", n * IMU_COLUMNS).reshape(n, IMU_COLUMNS).astype(np.float32)
+        if has_imu
+        else None
+    )
     return EmgChunk(emg=emg, time=time_s, package_num=package_num, imu=imu)
 
 
 def _check_samples(samples: EmgChunk, seq: int, first_time_s: float) -> None:
     if not np.isfinite(samples.emg).all():
-        raise ProtocolError("not_finite", f"chunk seq {seq}: EMG contains NaN or "
-                            "infinite values")  # fmt: skip
+        raise ProtocolError(
+            "not_finite", f"chunk seq {seq}: EMG contains NaN or infinite values"
+        )
     if samples.imu is not None and not np.isfinite(samples.imu).all():
-        raise ProtocolError("not_finite", f"chunk seq {seq}: IMU contains NaN or "
-                            "infinite values")  # fmt: skip
+        raise ProtocolError(
+            "not_finite", f"chunk seq {seq}: IMU contains NaN or infinite values"
+        )
     if not np.isfinite(samples.time).all() or np.any(np.diff(samples.time) < 0):
-        raise ProtocolError("bad_time", f"chunk seq {seq}: sample times must be "
-                            "finite and non-decreasing")  # fmt: skip
+        raise ProtocolError(
+            "bad_time",
+            f"chunk seq {seq}: sample times must be finite and non-decreasing",
+        )
     if samples.time[0] != first_time_s:
-        raise ProtocolError("bad_time", f"chunk seq {seq}: header first-sample time "
-                            "disagrees with the payload")  # fmt: skip
+        raise ProtocolError(
+            "bad_time",
+            f"chunk seq {seq}: header first-sample time disagrees with the payload",
+        )
 
 
 # ---------------------------------------------------------------- JSON messages
@@ -175,8 +224,13 @@ MESSAGE_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     # agent -> server
     "agent.hello": {"agent_version": (str,), "device": (dict,), "sessions": (list,)},
     "agent.ping": {},
-    "recording.stopped": {"session": (int,), "chunks": (int,), "samples": (int,),
-                          "dropped_packets": (int,), "reason": (str,)},  # fmt: skip
+    "recording.stopped": {
+        "session": (int,),
+        "chunks": (int,),
+        "samples": (int,),
+        "dropped_packets": (int,),
+        "reason": (str,),
+    },
     "recording.failed": {"session": (int,), "message": (str,)},
     # server -> agent
     "agent.welcome": {"agent": (str,), "server_version": (str,)},
@@ -199,8 +253,10 @@ def make_message(type_: str, **fields) -> str:
 def parse_message(text: str | bytes) -> dict:
     """Decode and validate one JSON message; raise ProtocolError naming the problem."""
     if len(text) > MAX_TEXT_BYTES:
-        raise ProtocolError("too_large", f"message of {len(text)} bytes exceeds the "
-                            f"{MAX_TEXT_BYTES}-byte limit")  # fmt: skip
+        raise ProtocolError(
+            "too_large",
+            f"message of {len(text)} bytes exceeds the {MAX_TEXT_BYTES}-byte limit",
+        )
     try:
         message = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -217,8 +273,11 @@ def validate_message(message) -> None:
     if not isinstance(message, dict):
         raise ProtocolError("bad_schema", "message must be a JSON object")
     if message.get("v") != PROTOCOL_VERSION:
-        raise ProtocolError("bad_version", f"protocol version {message.get('v')!r} is "
-                            f"not supported; this side speaks {PROTOCOL_VERSION}")  # fmt: skip
+        raise ProtocolError(
+            "bad_version",
+            f"protocol version {message.get('v')!r} is "
+            f"not supported; this side speaks {PROTOCOL_VERSION}",
+        )
     type_ = message.get("type")
     if type_ not in MESSAGE_FIELDS:
         raise ProtocolError("bad_type", f"unknown message type {type_!r}")
@@ -229,6 +288,8 @@ def validate_message(message) -> None:
         # bool is an int in Python, but never a valid id or count here
         if isinstance(value, bool) or not isinstance(value, types):
             expected = " or ".join(t.__name__ for t in types)
-            raise ProtocolError("bad_schema", f"{type_}: field {name!r} must be {expected}")
+            raise ProtocolError(
+                "bad_schema", f"{type_}: field {name!r} must be {expected}"
+            )
         if isinstance(value, float) and not math.isfinite(value):
             raise ProtocolError("bad_schema", f"{type_}: field {name!r} must be finite")

@@ -42,8 +42,9 @@ class ChannelQuality:
         return {**asdict(self), "problem": self.problem}
 
 
-def channel_quality(emg_uv: np.ndarray, sampling_rate_hz: float,
-                    line_frequency_hz: float = 50.0) -> list[ChannelQuality]:  # fmt: skip
+def channel_quality(
+    emg_uv: np.ndarray, sampling_rate_hz: float, line_frequency_hz: float = 50.0
+) -> list[ChannelQuality]:
     """Quality of each channel of `emg_uv` (n_samples, channels)."""
     centred = emg_uv - emg_uv.mean(axis=0)
     power = np.abs(np.fft.rfft(centred, axis=0)) ** 2  # (freqs, channels)
@@ -57,8 +58,12 @@ def channel_quality(emg_uv: np.ndarray, sampling_rate_hz: float,
     clipped = (np.abs(emg_uv) >= CLIP_LEVEL_UV).mean(axis=0)
     std = centred.std(axis=0)
     return [
-        ChannelQuality(float(rms[c]), float(line_ratio[c]), float(clipped[c]),
-                       bool(std[c] < FLAT_STD_UV))  # fmt: skip
+        ChannelQuality(
+            float(rms[c]),
+            float(line_ratio[c]),
+            float(clipped[c]),
+            bool(std[c] < FLAT_STD_UV),
+        )
         for c in range(emg_uv.shape[1])
     ]
 

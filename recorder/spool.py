@@ -47,8 +47,12 @@ class SpoolSession:
     def _load_state(self) -> dict:
         if self._state_path.exists():
             return json.loads(self._state_path.read_text())
-        state = {"session": self.session_id, "status": "recording", "reason": "",
-                 "dropped_packets": self._dropped_packets_in_log()}  # fmt: skip
+        state = {
+            "session": self.session_id,
+            "status": "recording",
+            "reason": "",
+            "dropped_packets": self._dropped_packets_in_log(),
+        }
         write_file_durably(self._state_path, json.dumps(state).encode())
         return state
 
@@ -71,7 +75,7 @@ class SpoolSession:
         return self.log.read_frame(*self.unacknowledged[seq])
 
     def add_chunk(self, frame: bytes, num_samples: int, dropped_packets: int) -> None:
-        """Keep one encoded chunk (its seq must be `next_seq`) until it is acknowledged."""
+        """Keep one encoded chunk (its seq is `next_seq`) until it is acknowledged."""
         offset = self.log.append(frame)
         self.unacknowledged[self.next_seq] = (offset, len(frame))
         self.next_seq += 1

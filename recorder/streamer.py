@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable
 
-from recorder.devices.base import EmgChunk, EmgSource
+from recorder.devices.base import EmgSource
 from recorder.protocol import STREAM_EMG, encode_chunk
 from recorder.spool import SpoolSession
 
@@ -69,9 +69,11 @@ class DeviceStreamer(threading.Thread):
         for start in range(0, len(samples), MAX_CHUNK_SAMPLES):
             piece = samples.slice(start, start + MAX_CHUNK_SAMPLES)
             frame = encode_chunk(
-                self.spool_session.session_id, STREAM_EMG,
-                self.spool_session.next_seq, piece,
-            )  # fmt: skip
+                self.spool_session.session_id,
+                STREAM_EMG,
+                self.spool_session.next_seq,
+                piece,
+            )
             self.spool_session.add_chunk(frame, len(piece), self.device.dropped_packets)
             self.on_chunk()
         return len(samples)

@@ -16,7 +16,8 @@ DATABASE_URL = "postgres://postgres@127.0.0.1:5432/emg_hand_tracking"
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
 START_COMMANDS = {
-    POSTGRES: "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    POSTGRES: "pg_ctlcluster --skip-systemctl-redirect "
+    "$(ls /etc/postgresql) main start",
     REDIS: "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' "
     "--appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log",
 }
@@ -43,14 +44,22 @@ def ensure(address: tuple[str, int]) -> bool:
 
 def main() -> int:
     in_ci = os.environ.get("CI") == "true"
-    up = {name: ensure(address) for name, address in
-          (("PostgreSQL", POSTGRES), ("Redis", REDIS))}  # fmt: skip
+    up = {
+        name: ensure(address)
+        for name, address in (("PostgreSQL", POSTGRES), ("Redis", REDIS))
+    }
     missing = [name for name, ok in up.items() if not ok]
     if missing and in_ci:
-        print(f"echo 'error: {' and '.join(missing)} not reachable; CI needs both' >&2; exit 1")
+        print(
+            f"echo 'error: {' and '.join(missing)} not reachable; CI needs both' >&2;"
+            " exit 1"
+        )
         return 0
     if missing:
-        print(f"echo 'warning: {' and '.join(missing)} not reachable: running embedded mode' >&2")
+        print(
+            f"echo 'warning: {' and '.join(missing)} not reachable: "
+            "running embedded mode' >&2"
+        )
         return 0
     print(f"export DATABASE_URL={DATABASE_URL} REDIS_URL={REDIS_URL}")
     return 0

@@ -1,4 +1,6 @@
-"""The Django shell around recorder/labeling/training/inference. The only Django package."""
+"""The Django shell around recorder, labeling, training and inference.
+
+The only package that imports Django."""
 
 from webapp.celery import app as celery_app
 

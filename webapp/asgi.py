@@ -25,12 +25,20 @@ def browser_only(consumer):
     return AllowedHostsOriginValidator(AuthMiddlewareStack(consumer))
 
 
-websocket_routes = URLRouter([
-    path("ws/agent/", AgentConsumer.as_asgi()),
-    path("ws/sessions/<int:session_id>/live/", browser_only(LiveConsumer.as_asgi())),
-])  # fmt: skip
+websocket_routes = URLRouter(
+    [
+        path("ws/agent/", AgentConsumer.as_asgi()),
+        path(
+            "ws/sessions/<int:session_id>/live/", browser_only(LiveConsumer.as_asgi())
+        ),
+    ]
+)
 
-application = ProtocolTypeRouter({
-    "http": ASGIStaticFilesHandler(django_http) if settings.SERVE_STATIC else django_http,
-    "websocket": websocket_routes,
-})  # fmt: skip
+application = ProtocolTypeRouter(
+    {
+        "http": ASGIStaticFilesHandler(django_http)
+        if settings.SERVE_STATIC
+        else django_http,
+        "websocket": websocket_routes,
+    }
+)

@@ -51,7 +51,7 @@ class EmgChunk:
     def __len__(self) -> int:
         return len(self.time)
 
-    def slice(self, start: int, stop: int) -> "EmgChunk":
+    def slice(self, start: int, stop: int) -> EmgChunk:
         return EmgChunk(
             emg=self.emg[start:stop],
             time=self.time[start:stop],
@@ -60,7 +60,7 @@ class EmgChunk:
         )
 
     @classmethod
-    def concatenate(cls, chunks: list["EmgChunk"]) -> "EmgChunk":
+    def concatenate(cls, chunks: list[EmgChunk]) -> EmgChunk:
         """Join consecutive chunks (imu kept only when every chunk has it)."""
         imus = [c.imu for c in chunks]
         return cls(
@@ -71,7 +71,7 @@ class EmgChunk:
         )
 
     @classmethod
-    def empty(cls, num_channels: int, with_imu: bool = False) -> "EmgChunk":
+    def empty(cls, num_channels: int, with_imu: bool = False) -> EmgChunk:
         imu = np.zeros((0, 6), np.float32) if with_imu else None
         return cls(
             emg=np.zeros((0, num_channels), np.float32),
@@ -90,7 +90,7 @@ class EmgSource(abc.ABC):
 
     info: DeviceInfo
 
-    def prepare(self) -> None:
+    def prepare(self) -> None:  # noqa: B027 (optional hook)
         """Open the device (connect, allocate). Idempotent."""
 
     @abc.abstractmethod
@@ -106,7 +106,7 @@ class EmgSource(abc.ABC):
     def stop(self) -> None:
         """Stop acquiring. Samples not yet read are still returned by `read`."""
 
-    def release(self) -> None:
+    def release(self) -> None:  # noqa: B027 (optional hook)
         """Free the device. Safe to call more than once, and after a failed prepare."""
 
     @property
@@ -119,7 +119,7 @@ class EmgSource(abc.ABC):
         """Packets the device's counter says were lost since start."""
         return 0
 
-    def __enter__(self) -> "EmgSource":
+    def __enter__(self) -> EmgSource:
         self.prepare()
         return self
 

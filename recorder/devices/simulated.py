@@ -81,7 +81,9 @@ class SimulatedArmband(EmgSource):
     @property
     def exhausted(self) -> bool:
         """A fixed-length simulation (duration_s) has delivered all its samples."""
-        return self._total_samples is not None and self._next_index >= self._total_samples
+        return (
+            self._total_samples is not None and self._next_index >= self._total_samples
+        )
 
     def _acquired_samples(self) -> int:
         """How many samples exist by now (wall clock, duration and stop permitting)."""

@@ -58,9 +58,18 @@ GRIP_EFFORT = {
 }
 
 _PROMPTED = (
-    "open", "fist", "point", "pinch", "peace", "thumbs_up",
-    "thumb_flex", "index_flex", "middle_flex", "ring_flex", "pinky_flex",
-)  # fmt: skip
+    "open",
+    "fist",
+    "point",
+    "pinch",
+    "peace",
+    "thumbs_up",
+    "thumb_flex",
+    "index_flex",
+    "middle_flex",
+    "ring_flex",
+    "pinky_flex",
+)
 HOLD_S = 2.0  # seconds each prompted gesture is held
 REST_S = 1.5  # seconds of rest between prompts
 

@@ -41,18 +41,33 @@ MUSCLES: tuple[Muscle, ...] = (
     Muscle("fds_index_middle", 190, 8, flexes={5: 0.5, 6: 1, 9: 0.5, 10: 1}),
     Muscle("fds_ring_pinky", 160, 8, flexes={13: 0.5, 14: 1, 17: 0.5, 18: 1}),
     Muscle("fdp_index", 185, 17, flexes={5: 0.3, 6: 0.5, 7: 1}),
-    Muscle("fdp_middle_ring_pinky", 160, 16, flexes={10: 0.4, 11: 1, 14: 0.4, 15: 1,
-                                                      18: 0.4, 19: 1}),
+    Muscle(
+        "fdp_middle_ring_pinky",
+        160,
+        16,
+        flexes={10: 0.4, 11: 1, 14: 0.4, 15: 1, 18: 0.4, 19: 1},
+    ),
     Muscle("fpl", 225, 17, flexes={1: 0.3, 2: 0.6, 3: 1}),
     Muscle("fcu", 130, 6, flexes={17: 0.3}, cocontraction=0.8),
-    Muscle("edc", 15, 6, extends={5: 1, 9: 1, 13: 1, 17: 0.6, 6: 0.3, 10: 0.3,
-                                   14: 0.3}, cocontraction=0.3),
+    Muscle(
+        "edc",
+        15,
+        6,
+        extends={5: 1, 9: 1, 13: 1, 17: 0.6, 6: 0.3, 10: 0.3, 14: 0.3},
+        cocontraction=0.3,
+    ),
     Muscle("eip", 335, 14, extends={5: 1, 6: 0.3}, cocontraction=0.2),
     Muscle("edm", 55, 8, extends={17: 1, 18: 0.3}, cocontraction=0.2),
-    Muscle("epl_apl", 300, 11, flexes={0: 1}, extends={1: 1, 2: 0.6, 3: 0.6},
-           cocontraction=0.2),
+    Muscle(
+        "epl_apl",
+        300,
+        11,
+        flexes={0: 1},
+        extends={1: 1, 2: 0.6, 3: 0.6},
+        cocontraction=0.2,
+    ),
     Muscle("ecu", 90, 6, cocontraction=0.8),
-)  # fmt: skip
+)
 
 BASELINE_DRIVE = 0.02  # resting tone
 FLEXION_RANGE_RAD = 1.2  # rest -> full flexion, gives a tonic drive of ~1

@@ -91,9 +91,13 @@ class HandTrajectory:
             efforts = np.array([GRIP_EFFORT[name] for name in names])
             previous_efforts = np.concatenate([[GRIP_EFFORT["rest"]], efforts[:-1]])
             self._arrays = (
-                np.array(starts), np.array(durations), np.stack(previous),
-                np.stack(targets), previous_efforts, efforts,
-            )  # fmt: skip
+                np.array(starts),
+                np.array(durations),
+                np.stack(previous),
+                np.stack(targets),
+                previous_efforts,
+                efforts,
+            )
         return self._arrays
 
     def _locate(self, times_s: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple]:

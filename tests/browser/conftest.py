@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,13 +16,26 @@ from tests.system.processes import ROOT, free_port, wait_for_port, wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 # Anything that points the children at production services or elsewhere on disk:
 # without these, settings fall back to the embedded mode under VAR_DIR.
-NOT_INHERITED = ("DATABASE_URL", "REDIS_URL", "MEDIA_ROOT", "CHUNK_STORE_DIR",
-                 "STATIC_ROOT", "CELERY_TASK_ALWAYS_EAGER", "DJANGO_SETTINGS_MODULE")  # fmt: skip
+NOT_INHERITED = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "MEDIA_ROOT",
+    "CHUNK_STORE_DIR",
+    "STATIC_ROOT",
+    "CELERY_TASK_ALWAYS_EAGER",
+    "DJANGO_SETTINGS_MODULE",
+)
 
 
 class EmbeddedSystem:
@@ -37,11 +49,21 @@ class EmbeddedSystem:
         env.update(VAR_DIR=str(var_dir), PYTHONUNBUFFERED="1")
         self._log = open(log_path, "ab")
         self.popen = subprocess.Popen(
-            [sys.executable, "manage.py", "run_embedded", "--host", "127.0.0.1",
-             "--port", str(self.port)],
-            cwd=ROOT, env=env, start_new_session=True,
-            stdout=self._log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "manage.py",
+                "run_embedded",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -108,10 +130,16 @@ def chromium_page(tmp_path):
             page = context.new_page()
             page.on("console", lambda m: messages.append(f"console.{m.type}: {m.text}"))
             page.on("pageerror", lambda e: messages.append(f"pageerror: {e}"))
-            page.on("requestfailed", lambda r: messages.append(
-                f"requestfailed: {r.method} {r.url} {r.failure}"))  # fmt: skip
-            page.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/]|wss?://127\.0\.0\.1[:/])"),
-                       lambda route: route.abort())  # fmt: skip
+            page.on(
+                "requestfailed",
+                lambda r: messages.append(
+                    f"requestfailed: {r.method} {r.url} {r.failure}"
+                ),
+            )
+            page.route(
+                re.compile(r"^(?!https?://127\.0\.0\.1[:/]|wss?://127\.0\.0\.1[:/])"),
+                lambda route: route.abort(),
+            )
             page.js_messages = messages
             yield page
         finally:

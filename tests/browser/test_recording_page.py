@@ -34,7 +34,9 @@ def wait_for_traces_to_move(page, timeout_s: float = 20) -> tuple[int, int]:
             return first, drawn
         first = first or drawn
         page.wait_for_timeout(300)
-    raise AssertionError(f"the traces did not move within {timeout_s} s (drawn: {first})")
+    raise AssertionError(
+        f"the traces did not move within {timeout_s} s (drawn: {first})"
+    )
 
 
 def test_record_a_session_in_the_browser(embedded_system, chromium_page, tmp_path):
@@ -69,7 +71,9 @@ def test_record_a_session_in_the_browser(embedded_system, chromium_page, tmp_pat
 
     # the traces move and every channel has a quality verdict
     first, second = wait_for_traces_to_move(page)
-    expect(page.locator("#quality tbody tr")).to_have_count(NUM_CHANNELS, timeout=15_000)
+    expect(page.locator("#quality tbody tr")).to_have_count(
+        NUM_CHANNELS, timeout=15_000
+    )
     expect(page.locator("#traces .uplot")).to_have_count(NUM_CHANNELS)
     page.wait_for_timeout(1_000)  # a little more trace on screen for the picture
     screenshot = tmp_path / "recording_page.png"
@@ -90,6 +94,10 @@ def test_record_a_session_in_the_browser(embedded_system, chromium_page, tmp_pat
     body = response.body()
     assert len(body) > len(HDF5_SIGNATURE)
     assert body.startswith(HDF5_SIGNATURE), body[:16]
-    assert not [m for m in page.js_messages if m.startswith("pageerror")], page.js_messages
-    print(f"session {session_id}: {len(body)} bytes of HDF5; "
-          f"browser part took {time.monotonic() - started:.1f} s")  # fmt: skip
+    assert not [m for m in page.js_messages if m.startswith("pageerror")], (
+        page.js_messages
+    )
+    print(
+        f"session {session_id}: {len(body)} bytes of HDF5; "
+        f"browser part took {time.monotonic() - started:.1f} s"
+    )

@@ -72,11 +72,13 @@ def test_fist_is_much_stronger_than_rest_at_realistic_amplitudes(recording):
 
 def hold_samples(simulator, emg, gesture: str) -> np.ndarray:
     seconds = len(emg) / RATE_HZ
-    return np.concatenate([
-        emg[int(start * RATE_HZ) : int(end * RATE_HZ)]
-        for name, start, end in simulator.trajectory.hold_intervals(seconds)
-        if name == gesture and end < seconds
-    ])  # fmt: skip
+    return np.concatenate(
+        [
+            emg[int(start * RATE_HZ) : int(end * RATE_HZ)]
+            for name, start, end in simulator.trajectory.hold_intervals(seconds)
+            if name == gesture and end < seconds
+        ]
+    )
 
 
 @pytest.mark.parametrize("line_hz", [50.0, 60.0])

@@ -67,9 +67,13 @@ class Process:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self.popen = subprocess.Popen(
-            command, cwd=ROOT, env=env, start_new_session=True,
-            stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            command,
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+            stdout=open(self.log_path, "ab"),
+            stderr=subprocess.STDOUT,
+        )
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.popen.poll() is None:
@@ -81,23 +85,55 @@ class Process:
 
 
 def start_server(port: int, env: dict, log_dir: Path) -> Process:
-    command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-               "webapp.asgi:application"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "daphne",
+        "-b",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "webapp.asgi:application",
+    ]
     server = Process(f"server-{port}-{time.monotonic_ns()}", command, env, log_dir)
     wait_for_port(port)
     return server
 
 
 def start_worker(env: dict, log_dir: Path) -> Process:
-    command = [sys.executable, "-m", "celery", "-A", "webapp", "worker", "-P", "solo",
-               "-Q", "default", "-l", "info"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "webapp",
+        "worker",
+        "-P",
+        "solo",
+        "-Q",
+        "default",
+        "-l",
+        "info",
+    ]
     return Process("worker", command, env, log_dir)
 
 
-def start_agent(server_url: str, secret: str, spool: Path, log_dir: Path,
-                *device_args: str) -> Process:  # fmt: skip
-    command = [sys.executable, "-m", "recorder", "agent", "--server", server_url,
-               "--token", secret, "--spool", str(spool), *device_args]  # fmt: skip
+def start_agent(
+    server_url: str, secret: str, spool: Path, log_dir: Path, *device_args: str
+) -> Process:
+    command = [
+        sys.executable,
+        "-m",
+        "recorder",
+        "agent",
+        "--server",
+        server_url,
+        "--token",
+        secret,
+        "--spool",
+        str(spool),
+        *device_args,
+    ]
     return Process("agent", command, dict(os.environ), log_dir)
 
 
@@ -132,7 +168,9 @@ class CuttableProxy:
             writer.close()
             return
         self.writers |= {writer, upstream_writer}
-        await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
+        await asyncio.gather(
+            _pipe(reader, upstream_writer), _pipe(upstream_reader, writer)
+        )
 
     def cut(self) -> int:
         """Close every open connection; returns how many sockets were cut."""

@@ -53,22 +53,42 @@ def lab(production_services, settings, tmp_path):
     token, secret = AgentToken.issue(user, "alice's laptop")
     subject = Subject.objects.create(owner=user, name="Alice")
     session = RecordingSession.objects.create(owner=user, subject=subject)
-    return {"user": user, "token": token, "secret": secret, "session": session,
-            "env": server_environment(tmp_path), "logs": tmp_path}  # fmt: skip
+    return {
+        "user": user,
+        "token": token,
+        "secret": secret,
+        "session": session,
+        "env": server_environment(tmp_path),
+        "logs": tmp_path,
+    }
 
 
 def test_a_cut_connection_and_a_server_restart_lose_nothing(lab, tmp_path):
     port = free_port()
-    processes = [start_server(port, lab["env"], tmp_path), start_worker(lab["env"], tmp_path)]
+    processes = [
+        start_server(port, lab["env"], tmp_path),
+        start_worker(lab["env"], tmp_path),
+    ]
     proxy = CuttableProxy(port)
     try:
-        processes.append(start_agent(
-            f"ws://127.0.0.1:{proxy.listen_port}", lab["secret"], tmp_path / "spool",
-            tmp_path, "--device", "simulated", "--seed", str(SEED),
-            "--duration-s", str(DURATION_S),
-        ))  # fmt: skip
+        processes.append(
+            start_agent(
+                f"ws://127.0.0.1:{proxy.listen_port}",
+                lab["secret"],
+                tmp_path / "spool",
+                tmp_path,
+                "--device",
+                "simulated",
+                "--seed",
+                str(SEED),
+                "--duration-s",
+                str(DURATION_S),
+            )
+        )
         token = lab["token"]
-        wait_until(lambda: (token.refresh_from_db(), token.is_online())[1], 30, "the agent")
+        wait_until(
+            lambda: (token.refresh_from_db(), token.is_online())[1], 30, "the agent"
+        )
 
         browser = Client()
         browser.force_login(lab["user"])

@@ -1,4 +1,5 @@
-"""Fixtures for the portal's page tests: two users who must never see each other's data."""
+"""Fixtures for the portal's page tests: two users who must never see each other's
+data."""
 
 from __future__ import annotations
 

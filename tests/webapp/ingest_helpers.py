@@ -11,8 +11,12 @@ from recorder.devices.base import EmgChunk
 from recorder.protocol import STREAM_EMG, encode_chunk, make_message
 from webapp.asgi import application
 
-DEVICE = {"kind": "simulated", "sampling_rate_hz": 500.0,
-          "channel_names": [f"ch{i + 1}" for i in range(8)], "extra": {}}  # fmt: skip
+DEVICE = {
+    "kind": "simulated",
+    "sampling_rate_hz": 500.0,
+    "channel_names": [f"ch{i + 1}" for i in range(8)],
+    "extra": {},
+}
 
 
 def make_samples(seq: int, n: int = 50, channels: int = 8) -> EmgChunk:
@@ -44,14 +48,19 @@ async def connect_agent(secret: str | None) -> WebsocketCommunicator:
     return agent
 
 
-async def say_hello(agent: WebsocketCommunicator, recording: list[int] = (),
-                    sessions: list[dict] | None = None) -> dict:  # fmt: skip
+async def say_hello(
+    agent: WebsocketCommunicator,
+    recording: list[int] = (),
+    sessions: list[dict] | None = None,
+) -> dict:
     """Send agent.hello, saying the agent is recording the sessions in `recording`."""
     if sessions is None:
         sessions = [{"session": pk, "status": "recording"} for pk in recording]
-    await agent.send_to(text_data=make_message(
-        "agent.hello", agent_version="test", device=DEVICE, sessions=sessions
-    ))  # fmt: skip
+    await agent.send_to(
+        text_data=make_message(
+            "agent.hello", agent_version="test", device=DEVICE, sessions=sessions
+        )
+    )
     return await receive(agent)
 
 

@@ -29,8 +29,18 @@ def test_a_wrong_password_is_refused(alice):
     assert "didn't match" in response.content.decode()
 
 
-@pytest.mark.parametrize("path", ["/sessions/", "/subjects/", "/tokens/", "/sessions/1/",
-                                  "/sessions/1/status", "/sessions/1/download", "/password/"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/sessions/",
+        "/subjects/",
+        "/tokens/",
+        "/sessions/1/",
+        "/sessions/1/status",
+        "/sessions/1/download",
+        "/password/",
+    ],
+)
 def test_pages_require_a_login(path):
     response = Client().get(path)
     assert response.status_code == 302
@@ -50,11 +60,14 @@ def test_logging_out_by_get_is_not_allowed(alice_client):
 
 
 def test_changing_the_password_retires_the_old_one(alice, alice_client):
-    response = alice_client.post("/password/", {
-        "old_password": PASSWORD,
-        "new_password1": "a-brand-new-secret-42",
-        "new_password2": "a-brand-new-secret-42",
-    })
+    response = alice_client.post(
+        "/password/",
+        {
+            "old_password": PASSWORD,
+            "new_password1": "a-brand-new-secret-42",
+            "new_password2": "a-brand-new-secret-42",
+        },
+    )
     assert response.status_code == 302
     assert response["Location"] == "/password/done/"
     assert alice_client.get("/sessions/").status_code == 200  # still logged in
@@ -63,18 +76,23 @@ def test_changing_the_password_retires_the_old_one(alice, alice_client):
 
 
 def test_a_password_change_needs_the_old_password(alice, alice_client):
-    response = alice_client.post("/password/", {
-        "old_password": "wrong",
-        "new_password1": "a-brand-new-secret-42",
-        "new_password2": "a-brand-new-secret-42",
-    })
+    response = alice_client.post(
+        "/password/",
+        {
+            "old_password": "wrong",
+            "new_password1": "a-brand-new-secret-42",
+            "new_password2": "a-brand-new-secret-42",
+        },
+    )
     assert response.status_code == 200
     assert "old_password" in response.context["form"].errors
     assert Client().login(username="alice", password=PASSWORD)
 
 
 def test_a_staff_user_reaches_the_admin():
-    User.objects.create_user("carol", password=PASSWORD, is_staff=True, is_superuser=True)
+    User.objects.create_user(
+        "carol", password=PASSWORD, is_staff=True, is_superuser=True
+    )
     client = Client()
     client.login(username="carol", password=PASSWORD)
     assert client.get("/admin/").status_code == 200

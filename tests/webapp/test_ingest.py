@@ -59,10 +59,17 @@ def make_recording(username: str) -> tuple[str, RecordingSession]:
     token, secret = AgentToken.issue(user, f"{username}'s laptop")
     subject = Subject.objects.create(owner=user, name=username.title())
     session = RecordingSession.objects.create(
-        owner=user, subject=subject, agent=token, status="recording",
-        started_at=timezone.now(), device_info={"kind": "simulated",
-        "sampling_rate_hz": 500.0, "channel_names": [f"ch{i + 1}" for i in range(8)]},
-    )  # fmt: skip
+        owner=user,
+        subject=subject,
+        agent=token,
+        status="recording",
+        started_at=timezone.now(),
+        device_info={
+            "kind": "simulated",
+            "sampling_rate_hz": 500.0,
+            "channel_names": [f"ch{i + 1}" for i in range(8)],
+        },
+    )
     return secret, session
 
 
@@ -112,7 +119,13 @@ async def test_it_stores_and_acknowledges_a_chunk(alice, storage):
     agent = await connect_agent(secret)
     await say_hello(agent, [session.pk])
     ack = await send_chunk(agent, session.pk, 0)
-    assert ack == {"v": 1, "type": "chunk.ack", "session": session.pk, "stream": 0, "seqs": [0]}
+    assert ack == {
+        "v": 1,
+        "type": "chunk.ack",
+        "session": session.pk,
+        "stream": 0,
+        "seqs": [0],
+    }
     stored = list(ChunkLog(storage / "chunks" / f"session-{session.pk}").records())
     assert [decode_chunk(r.frame).seq for r in stored] == [0]
 
@@ -125,7 +138,10 @@ async def test_it_stores_and_acknowledges_a_chunk(alice, storage):
         ('{"v": 2, "type": "agent.ping"}', "bad_version"),
         ('{"v": 1, "type": "agent.dance"}', "bad_type"),
         ('{"v": 1, "type": "recording.stopped", "session": 1}', "bad_schema"),
-        ('{"v": 1, "type": "chunk.ack", "session": 1, "stream": 0, "seqs": []}', "bad_type"),
+        (
+            '{"v": 1, "type": "chunk.ack", "session": 1, "stream": 0, "seqs": []}',
+            "bad_type",
+        ),
         ('{"v": 1, "type": "agent.ping", "pad": "' + "x" * 70_000 + '"}', "too_large"),
         ('{"v": 1, "type": "agent.ping", "n": NaN}', "bad_json"),
     ],
@@ -216,7 +232,9 @@ async def test_a_replayed_chunk_is_stored_once_and_acknowledged_again(alice, sto
     first = await send_chunk(agent, session.pk, 0)
     again = await send_chunk(agent, session.pk, 0)
     assert first == again and again["seqs"] == [0]
-    assert len(list(ChunkLog(storage / "chunks" / f"session-{session.pk}").records())) == 1
+    assert (
+        len(list(ChunkLog(storage / "chunks" / f"session-{session.pk}").records())) == 1
+    )
 
 
 async def test_out_of_order_chunks_within_the_window_are_kept(alice):
@@ -257,8 +275,14 @@ async def test_a_bad_agent_does_not_disturb_another(alice, bob):
 
 
 async def stop_report(session_id: int, chunks: int, samples: int) -> str:
-    return make_message("recording.stopped", session=session_id, chunks=chunks,
-                        samples=samples, dropped_packets=0, reason="stopped by user")  # fmt: skip
+    return make_message(
+        "recording.stopped",
+        session=session_id,
+        chunks=chunks,
+        samples=samples,
+        dropped_packets=0,
+        reason="stopped by user",
+    )
 
 
 async def test_it_refuses_to_close_a_recording_with_missing_chunks(alice):
@@ -280,8 +304,12 @@ async def test_stopping_assembles_the_session_file_from_every_chunk(alice, stora
         await send_chunk(agent, session.pk, seq)
     await agent.send_to(text_data=await stop_report(session.pk, chunks=4, samples=200))
     closed = await receive(agent)
-    assert closed == {"v": 1, "type": "recording.closed", "session": session.pk,
-                      "status": "assembling"}  # fmt: skip
+    assert closed == {
+        "v": 1,
+        "type": "recording.closed",
+        "session": session.pk,
+        "status": "assembling",
+    }
     stored = await sync_to_async(RecordingSession.objects.get)()
     assert stored.status == "complete" and stored.sample_count == 200
     recording = read_session(storage / "media" / stored.file.name)
@@ -325,7 +353,11 @@ async def test_a_reconnecting_agent_is_told_to_stop(alice):
     await sync_to_async(RecordingSession.objects.update)(status="stopping")
     agent = await connect_agent(secret)
     await say_hello(agent, [session.pk])
-    assert (await receive(agent)) == {"v": 1, "type": "recording.stop", "session": session.pk}
+    assert (await receive(agent)) == {
+        "v": 1,
+        "type": "recording.stop",
+        "session": session.pk,
+    }
 
 
 async def test_the_owner_watches_live_samples(alice):
@@ -335,8 +367,11 @@ async def test_the_owner_watches_live_samples(alice):
 
     secret, session = await alice
     user = await sync_to_async(User.objects.get)(username="alice")
-    browser = WebsocketCommunicator(application, f"/ws/sessions/{session.pk}/live/",
-                                    headers=[(b"origin", b"http://127.0.0.1")])  # fmt: skip
+    browser = WebsocketCommunicator(
+        application,
+        f"/ws/sessions/{session.pk}/live/",
+        headers=[(b"origin", b"http://127.0.0.1")],
+    )
     browser.scope["user"] = user
     connected, _ = await browser.connect()
     assert connected
@@ -346,7 +381,11 @@ async def test_the_owner_watches_live_samples(alice):
     for seq in range(3):
         await send_chunk(agent, session.pk, seq)
     live = json.loads(await browser.receive_from(timeout=5))
-    assert live["type"] == "live.emg" and len(live["emg"]) == 8 and len(live["emg"][0]) == 25
+    assert (
+        live["type"] == "live.emg"
+        and len(live["emg"]) == 8
+        and len(live["emg"][0]) == 25
+    )
     assert live["seq"] in (1, 2)
     await browser.disconnect()
 

@@ -17,10 +17,19 @@ def messages_of(response) -> list[str]:
     return [str(m) for m in get_messages(response.wsgi_request)]
 
 
-@pytest.mark.parametrize("method,suffix", [
-    ("get", ""), ("get", "status"), ("post", "start"), ("post", "stop"), ("get", "download"),
-])  # fmt: skip
-def test_it_refuses_another_users_session(alice, bob_client, make_session, method, suffix):
+@pytest.mark.parametrize(
+    "method,suffix",
+    [
+        ("get", ""),
+        ("get", "status"),
+        ("post", "start"),
+        ("post", "stop"),
+        ("get", "download"),
+    ],
+)
+def test_it_refuses_another_users_session(
+    alice, bob_client, make_session, method, suffix
+):
     session = make_session(alice, status=Status.RECORDING, file="sessions/x.h5")
     response = getattr(bob_client, method)(f"/sessions/{session.pk}/{suffix}")
     assert response.status_code == 404
@@ -28,7 +37,9 @@ def test_it_refuses_another_users_session(alice, bob_client, make_session, metho
     assert session.status == Status.RECORDING
 
 
-def test_the_session_list_shows_only_ones_own_sessions(alice, bob, bob_client, make_session):
+def test_the_session_list_shows_only_ones_own_sessions(
+    alice, bob, bob_client, make_session
+):
     alices = make_session(alice, protocol_name="alices-protocol")
     bobs = make_session(bob, protocol_name="bobs-protocol")
     response = bob_client.get("/sessions/")
@@ -37,8 +48,9 @@ def test_the_session_list_shows_only_ones_own_sessions(alice, bob, bob_client, m
     assert f'href="/sessions/{alices.pk}/"' not in response.content.decode()
 
 
-def test_the_status_json_lists_only_ones_own_online_agents(alice, bob, alice_client,
-                                                          make_session, make_token):  # fmt: skip
+def test_the_status_json_lists_only_ones_own_online_agents(
+    alice, bob, alice_client, make_session, make_token
+):
     session = make_session(alice)
     mine = make_token(alice, name="mine")
     make_token(alice, name="asleep", online=False)
@@ -49,24 +61,35 @@ def test_the_status_json_lists_only_ones_own_online_agents(alice, bob, alice_cli
     assert data["download_url"] is None
 
 
-def test_it_refuses_to_start_with_another_users_agent(alice, bob, alice_client,
-                                                      make_session, make_token):  # fmt: skip
+def test_it_refuses_to_start_with_another_users_agent(
+    alice, bob, alice_client, make_session, make_token
+):
     session = make_session(alice)
     bobs_agent = make_token(bob)
-    response = alice_client.post(f"/sessions/{session.pk}/start", {"agent": bobs_agent.pk})
+    response = alice_client.post(
+        f"/sessions/{session.pk}/start", {"agent": bobs_agent.pk}
+    )
     assert response.status_code == 302
     session.refresh_from_db()
-    assert (session.status, session.agent, session.started_at) == (Status.CREATED, None, None)
+    assert (session.status, session.agent, session.started_at) == (
+        Status.CREATED,
+        None,
+        None,
+    )
     assert messages_of(response) == ["Choose one of your agents that is connected."]
 
 
-@pytest.mark.parametrize("presence", [
-    {"connected": False},
-    {"last_seen_at": timezone.now() - timedelta(minutes=5)},
-    {"last_seen_at": None},
-])  # fmt: skip
-def test_it_refuses_to_start_with_an_agent_that_is_not_online(alice, alice_client, make_session,
-                                                             make_token, presence):  # fmt: skip
+@pytest.mark.parametrize(
+    "presence",
+    [
+        {"connected": False},
+        {"last_seen_at": timezone.now() - timedelta(minutes=5)},
+        {"last_seen_at": None},
+    ],
+)
+def test_it_refuses_to_start_with_an_agent_that_is_not_online(
+    alice, alice_client, make_session, make_token, presence
+):
     session = make_session(alice)
     agent = make_token(alice, **presence)
     response = alice_client.post(f"/sessions/{session.pk}/start", {"agent": agent.pk})
@@ -75,7 +98,9 @@ def test_it_refuses_to_start_with_an_agent_that_is_not_online(alice, alice_clien
     assert messages_of(response) == ["Choose one of your agents that is connected."]
 
 
-def test_it_refuses_to_start_with_a_revoked_agent(alice, alice_client, make_session, make_token):
+def test_it_refuses_to_start_with_a_revoked_agent(
+    alice, alice_client, make_session, make_token
+):
     session = make_session(alice)
     agent = make_token(alice, revoked_at=timezone.now())
     alice_client.post(f"/sessions/{session.pk}/start", {"agent": agent.pk})
@@ -83,7 +108,9 @@ def test_it_refuses_to_start_with_a_revoked_agent(alice, alice_client, make_sess
     assert session.status == Status.CREATED
 
 
-@pytest.mark.parametrize("data", [{}, {"agent": ""}, {"agent": "not-a-number"}, {"agent": "-1"}])
+@pytest.mark.parametrize(
+    "data", [{}, {"agent": ""}, {"agent": "not-a-number"}, {"agent": "-1"}]
+)
 def test_it_refuses_a_start_without_an_agent(alice, alice_client, make_session, data):
     session = make_session(alice)
     response = alice_client.post(f"/sessions/{session.pk}/start", data)
@@ -93,8 +120,9 @@ def test_it_refuses_a_start_without_an_agent(alice, alice_client, make_session, 
     assert session.status == Status.CREATED
 
 
-def test_starting_with_an_online_agent_begins_the_recording(alice, alice_client,
-                                                            make_session, make_token):  # fmt: skip
+def test_starting_with_an_online_agent_begins_the_recording(
+    alice, alice_client, make_session, make_token
+):
     session = make_session(alice)
     agent = make_token(alice, device_info={"kind": "simulated"})
     response = alice_client.post(f"/sessions/{session.pk}/start", {"agent": agent.pk})
@@ -117,7 +145,9 @@ def test_a_session_is_recorded_only_once(alice, alice_client, make_session, make
     assert "create a new session" in messages_of(response)[0]
 
 
-def test_stopping_moves_a_recording_to_stopping(alice, alice_client, make_session, make_token):
+def test_stopping_moves_a_recording_to_stopping(
+    alice, alice_client, make_session, make_token
+):
     agent = make_token(alice)
     session = make_session(alice, status=Status.RECORDING, agent=agent)
     response = alice_client.post(f"/sessions/{session.pk}/stop")
@@ -143,10 +173,15 @@ def test_the_owner_downloads_the_file(alice, alice_client, make_session, storage
     response = alice_client.get(f"/sessions/{session.pk}/download")
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == b"\x89HDF\r\n\x1a\nbytes"
-    assert response["Content-Disposition"] == f'attachment; filename="session-{session.pk}.h5"'
+    assert (
+        response["Content-Disposition"]
+        == f'attachment; filename="session-{session.pk}.h5"'
+    )
     response.close()
 
 
-def test_there_is_nothing_to_download_before_the_file(alice, alice_client, make_session):
+def test_there_is_nothing_to_download_before_the_file(
+    alice, alice_client, make_session
+):
     session = make_session(alice)
     assert alice_client.get(f"/sessions/{session.pk}/download").status_code == 404

@@ -19,8 +19,9 @@ def session_form(subject, **overrides) -> dict:
 
 
 def test_a_new_subject_is_listed(alice, alice_client):
-    response = alice_client.post("/subjects/", {"name": "Ann", "handedness": "left",
-                                                "notes": "wears a watch"})  # fmt: skip
+    response = alice_client.post(
+        "/subjects/", {"name": "Ann", "handedness": "left", "notes": "wears a watch"}
+    )
     assert response.status_code == 302
     subject = Subject.objects.get(owner=alice, name="Ann")
     assert (subject.handedness, subject.notes) == ("left", "wears a watch")
@@ -38,9 +39,16 @@ def test_it_refuses_a_duplicate_subject_name(alice, alice_client, make_subject):
     assert Subject.objects.filter(owner=alice).count() == 1
 
 
-def test_two_users_may_each_have_a_subject_of_the_same_name(alice, bob_client, make_subject):
+def test_two_users_may_each_have_a_subject_of_the_same_name(
+    alice, bob_client, make_subject
+):
     make_subject(alice, name="Ann")
-    assert bob_client.post("/subjects/", {"name": "Ann", "handedness": "right"}).status_code == 302
+    assert (
+        bob_client.post(
+            "/subjects/", {"name": "Ann", "handedness": "right"}
+        ).status_code
+        == 302
+    )
     assert Subject.objects.filter(name="Ann").count() == 2
 
 
@@ -65,19 +73,29 @@ def test_creating_a_session_leads_to_its_page(alice, alice_client, make_subject)
 
 
 @pytest.mark.parametrize("rotation", ["181", "-180.5", "720", "nan", "inf"])
-def test_it_refuses_a_rotation_out_of_range(alice, alice_client, make_subject, rotation):
+def test_it_refuses_a_rotation_out_of_range(
+    alice, alice_client, make_subject, rotation
+):
     subject = make_subject(alice)
-    response = alice_client.post("/sessions/", session_form(subject, band_rotation_deg=rotation))
+    response = alice_client.post(
+        "/sessions/", session_form(subject, band_rotation_deg=rotation)
+    )
     assert response.status_code == 200
     assert "band_rotation_deg" in response.context["form"].errors
     assert not RecordingSession.objects.exists()
 
 
 @pytest.mark.parametrize("rotation", ["-180", "180"])
-def test_it_accepts_the_ends_of_the_rotation_range(alice, alice_client, make_subject, rotation):
+def test_it_accepts_the_ends_of_the_rotation_range(
+    alice, alice_client, make_subject, rotation
+):
     subject = make_subject(alice)
-    assert alice_client.post("/sessions/", session_form(subject, band_rotation_deg=rotation)
-                             ).status_code == 302  # fmt: skip
+    assert (
+        alice_client.post(
+            "/sessions/", session_form(subject, band_rotation_deg=rotation)
+        ).status_code
+        == 302
+    )
 
 
 def test_it_refuses_another_users_subject(alice, bob, bob_client, make_subject):
@@ -90,10 +108,17 @@ def test_it_refuses_another_users_subject(alice, bob, bob_client, make_subject):
     assert "Ann" not in response.content.decode()  # not even offered
 
 
-def test_the_session_list_shows_the_recordings_facts(alice, alice_client, make_session, storage):
-    session = make_session(alice, status=RecordingSession.Status.COMPLETE,
-                           device_info={"kind": "simulated"}, duration_s=12.34,
-                           sample_count=6170, dropped_packets=3)  # fmt: skip
+def test_the_session_list_shows_the_recordings_facts(
+    alice, alice_client, make_session, storage
+):
+    session = make_session(
+        alice,
+        status=RecordingSession.Status.COMPLETE,
+        device_info={"kind": "simulated"},
+        duration_s=12.34,
+        sample_count=6170,
+        dropped_packets=3,
+    )
     path = storage / "media" / "sessions" / f"session-{session.pk}.h5"
     path.parent.mkdir(parents=True)
     path.write_bytes(b"\x89HDF\r\n\x1a\n fake")
@@ -109,7 +134,9 @@ def test_the_session_list_shows_the_recordings_facts(alice, alice_client, make_s
     assert f'href="/sessions/{session.pk}/download"' in page
 
 
-def test_the_session_list_has_no_download_link_before_the_file(alice, alice_client, make_session):
+def test_the_session_list_has_no_download_link_before_the_file(
+    alice, alice_client, make_session
+):
     session = make_session(alice)
     page = alice_client.get("/sessions/").content.decode()
     assert f"/sessions/{session.pk}/" in page

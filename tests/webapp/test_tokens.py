@@ -18,7 +18,9 @@ def create_token(client, name="laptop") -> str:
     return match.group(1)
 
 
-def test_creating_a_token_shows_the_secret_and_stores_only_its_hash(alice, alice_client):
+def test_creating_a_token_shows_the_secret_and_stores_only_its_hash(
+    alice, alice_client
+):
     secret = create_token(alice_client)
     token = AgentToken.objects.get(owner=alice)
     assert secret.startswith(TOKEN_PREFIX)

@@ -22,11 +22,14 @@ class AgentTokenQuerySet(models.QuerySet):
 class AgentToken(models.Model):
     """A named credential for one agent. Only its SHA-256 is stored."""
 
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
-                              related_name="agent_tokens")  # fmt: skip
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agent_tokens"
+    )
     name = models.CharField(max_length=100)
     token_hash = models.CharField(max_length=64, unique=True)
-    hint = models.CharField(max_length=16, help_text="first characters, to tell tokens apart")
+    hint = models.CharField(
+        max_length=16, help_text="first characters, to tell tokens apart"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     revoked_at = models.DateTimeField(null=True, blank=True)
     # presence, kept up to date by the agent's websocket consumer
@@ -46,15 +49,22 @@ class AgentToken(models.Model):
     def issue(cls, owner, name: str) -> tuple["AgentToken", str]:
         """Create a token; returns it with the secret, which is never stored."""
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        token = cls.objects.create(owner=owner, name=name, token_hash=hash_token(secret),
-                                   hint=secret[: len(TOKEN_PREFIX) + 4])  # fmt: skip
+        token = cls.objects.create(
+            owner=owner,
+            name=name,
+            token_hash=hash_token(secret),
+            hint=secret[: len(TOKEN_PREFIX) + 4],
+        )
         return token, secret
 
     @classmethod
     def find_active(cls, secret: str) -> "AgentToken | None":
-        return cls.objects.active().select_related("owner").filter(
-            token_hash=hash_token(secret)
-        ).first()
+        return (
+            cls.objects.active()
+            .select_related("owner")
+            .filter(token_hash=hash_token(secret))
+            .first()
+        )
 
     @property
     def revoked(self) -> bool:

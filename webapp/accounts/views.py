@@ -22,7 +22,9 @@ def tokens(request):
     if request.method == "POST" and form.is_valid():
         token, secret = AgentToken.issue(request.user, form.cleaned_data["name"])
         # rendered, not redirected: this response is the only time the secret is shown
-        return render(request, "accounts/token_created.html", {"token": token, "secret": secret})
+        return render(
+            request, "accounts/token_created.html", {"token": token, "secret": secret}
+        )
     rows = AgentToken.objects.filter(owner=request.user)
     return render(request, "accounts/tokens.html", {"form": form, "tokens": rows})
 
@@ -34,6 +36,10 @@ def revoke_token(request, token_id: int):
     if not token.revoked:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
-        async_to_sync(get_channel_layer().group_send)(token.group_name, {"type": "agent.revoked"})
-        messages.success(request, f"Token {token.name} revoked; its agent is disconnected.")
+        async_to_sync(get_channel_layer().group_send)(
+            token.group_name, {"type": "agent.revoked"}
+        )
+        messages.success(
+            request, f"Token {token.name} revoked; its agent is disconnected."
+        )
     return redirect("tokens")

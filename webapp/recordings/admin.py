@@ -10,6 +10,13 @@ class SubjectAdmin(admin.ModelAdmin):
 
 @admin.register(RecordingSession)
 class RecordingSessionAdmin(admin.ModelAdmin):
-    list_display = ["pk", "owner", "subject", "status", "sample_count", "dropped_packets",
-                    "created_at"]  # fmt: skip
+    list_display = [
+        "pk",
+        "owner",
+        "subject",
+        "status",
+        "sample_count",
+        "dropped_packets",
+        "created_at",
+    ]
     list_filter = ["status"]

@@ -12,8 +12,8 @@ import json
 import logging
 import time
 
-from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.consumer import get_handler_name
+from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from recorder.protocol import (
@@ -47,8 +47,11 @@ class AgentConsumer(AsyncWebsocketConsumer):
         self.presence_written_s = time.monotonic()
         await self.accept()
         if self.token is None:
-            await self.send_error("bad_token", "agent token is missing, unknown or "
-                                  "revoked; create one on the Agent tokens page")  # fmt: skip
+            await self.send_error(
+                "bad_token",
+                "agent token is missing, unknown or "
+                "revoked; create one on the Agent tokens page",
+            )
             await self.close(code=4001)
             return
         await self.channel_layer.group_add(self.token.group_name, self.channel_name)
@@ -63,10 +66,13 @@ class AgentConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code):
         if getattr(self, "token", None) is not None:
-            await self.channel_layer.group_discard(self.token.group_name, self.channel_name)
+            await self.channel_layer.group_discard(
+                self.token.group_name, self.channel_name
+            )
             for session_id in self.ingests:
-                await self.channel_layer.group_discard(ingest_group(session_id),
-                                                       self.channel_name)  # fmt: skip
+                await self.channel_layer.group_discard(
+                    ingest_group(session_id), self.channel_name
+                )
             await presence.mark_disconnected(self.token.pk)
 
     async def receive(self, text_data=None, bytes_data=None):
@@ -98,9 +104,13 @@ class AgentConsumer(AsyncWebsocketConsumer):
         elif kind == "recording.stopped":
             await self.on_recording_stopped(message)
         elif kind == "recording.failed":
-            await presence.fail_session(self.token.pk, message["session"], message["message"])
+            await presence.fail_session(
+                self.token.pk, message["session"], message["message"]
+            )
         else:
-            raise ProtocolError("bad_type", f"{kind} is not a message an agent may send")
+            raise ProtocolError(
+                "bad_type", f"{kind} is not a message an agent may send"
+            )
 
     def keep_presence_fresh(self) -> None:
         """Refresh last_seen_at now and then, without making chunks wait for the DB."""
@@ -115,14 +125,21 @@ class AgentConsumer(AsyncWebsocketConsumer):
         if not isinstance(device.get("channel_names"), list) or not isinstance(
             device.get("sampling_rate_hz"), (int, float)
         ):
-            raise ProtocolError("bad_schema", "agent.hello: device needs channel_names "
-                                "(list) and sampling_rate_hz (number)")  # fmt: skip
+            raise ProtocolError(
+                "bad_schema",
+                "agent.hello: device needs channel_names "
+                "(list) and sampling_rate_hz (number)",
+            )
         self.device = device
         await presence.mark_connected(self.token.pk, device)
-        await self.send(text_data=make_message(
-            "agent.welcome", agent=self.token.name, server_version="1"
-        ))  # fmt: skip
-        reported = {s.get("session") for s in message["sessions"] if isinstance(s, dict)}
+        await self.send(
+            text_data=make_message(
+                "agent.welcome", agent=self.token.name, server_version="1"
+            )
+        )
+        reported = {
+            s.get("session") for s in message["sessions"] if isinstance(s, dict)
+        }
         for command in await presence.commands_after_reconnect(self.token.pk, reported):
             await self.send(text_data=command)
 
@@ -130,13 +147,18 @@ class AgentConsumer(AsyncWebsocketConsumer):
         session_id = message["session"]
         ingest = await self.ingest_for(session_id, allow_closed=True)
         if ingest is not None and ingest.contiguous < message["chunks"]:
-            raise ProtocolError("incomplete", f"session {session_id}: the agent sent "
-                                f"{message['chunks']} chunks but only {ingest.contiguous} "
-                                "are stored; send the rest first")  # fmt: skip
+            raise ProtocolError(
+                "incomplete",
+                f"session {session_id}: the agent sent "
+                f"{message['chunks']} chunks but only {ingest.contiguous} "
+                "are stored; send the rest first",
+            )
         status = await presence.close_recording(self.token.pk, message)
-        await self.send(text_data=make_message(
-            "recording.closed", session=session_id, status=status
-        ))  # fmt: skip
+        await self.send(
+            text_data=make_message(
+                "recording.closed", session=session_id, status=status
+            )
+        )
 
     # ------------------------------------------------------------ binary chunks
 
@@ -153,9 +175,14 @@ class AgentConsumer(AsyncWebsocketConsumer):
                 await self.channel_layer.group_send(
                     live_group(chunk.session_id), ingest.live_update(chunk)
                 )
-        await self.send(text_data=make_message(
-            "chunk.ack", session=chunk.session_id, stream=STREAM_EMG, seqs=[chunk.seq]
-        ))  # fmt: skip
+        await self.send(
+            text_data=make_message(
+                "chunk.ack",
+                session=chunk.session_id,
+                stream=STREAM_EMG,
+                seqs=[chunk.seq],
+            )
+        )
 
     async def ingest_for(self, session_id: int, allow_closed: bool = False):
         """The ingest state of a session this agent may stream into, or an error."""
@@ -163,22 +190,32 @@ class AgentConsumer(AsyncWebsocketConsumer):
             return self.ingests[session_id]
         status = await presence.join_recording(self.token.pk, session_id, self.device)
         if status is None:
-            raise ProtocolError("unknown_session", f"session {session_id} does not exist "
-                                "or is not being recorded by this agent")  # fmt: skip
+            raise ProtocolError(
+                "unknown_session",
+                f"session {session_id} does not exist "
+                "or is not being recorded by this agent",
+            )
         if status not in ("recording", "stopping"):
             if allow_closed:
                 return None
-            raise ProtocolError("session_closed", f"session {session_id} is {status}; "
-                                "it accepts no more samples")  # fmt: skip
+            raise ProtocolError(
+                "session_closed",
+                f"session {session_id} is {status}; it accepts no more samples",
+            )
         ingest = await asyncio.to_thread(
-            SessionIngest, session_id, settings.CHUNK_STORE_DIR / f"session-{session_id}",
-            float(self.device["sampling_rate_hz"]), len(self.device["channel_names"]),
+            SessionIngest,
+            session_id,
+            settings.CHUNK_STORE_DIR / f"session-{session_id}",
+            float(self.device["sampling_rate_hz"]),
+            len(self.device["channel_names"]),
             float(self.device.get("extra", {}).get("line_frequency_hz", 50.0)),
-        )  # fmt: skip
+        )
         self.ingests[session_id] = ingest
         await self.channel_layer.group_add(ingest_group(session_id), self.channel_name)
         # tabs already open on the session answer with live.watch
-        await self.channel_layer.group_send(live_group(session_id), {"type": "live.streaming"})
+        await self.channel_layer.group_send(
+            live_group(session_id), {"type": "live.streaming"}
+        )
         return ingest
 
     # ------------------------------------------------------------ group events
@@ -209,7 +246,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
         ):
             await self.close(code=4003)
             return
-        await self.channel_layer.group_add(live_group(self.session_id), self.channel_name)
+        await self.channel_layer.group_add(
+            live_group(self.session_id), self.channel_name
+        )
         await self.accept()
         self.heartbeat = asyncio.create_task(self.keep_watching())
 
@@ -222,12 +261,14 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code):
         if hasattr(self, "heartbeat"):
             self.heartbeat.cancel()
-            await self.channel_layer.group_discard(live_group(self.session_id),
-                                                   self.channel_name)  # fmt: skip
+            await self.channel_layer.group_discard(
+                live_group(self.session_id), self.channel_name
+            )
 
     async def live_streaming(self, event):
         await self.channel_layer.group_send(
-            ingest_group(self.session_id), {"type": "live.watch", "session": self.session_id}
+            ingest_group(self.session_id),
+            {"type": "live.watch", "session": self.session_id},
         )
 
     async def live_emg(self, event):

@@ -23,8 +23,17 @@ class SubjectForm(forms.ModelForm):
 class SessionForm(forms.ModelForm):
     class Meta:
         model = RecordingSession
-        fields = ["subject", "band_placement", "band_rotation_deg", "protocol_name", "notes"]
-        labels = {"band_rotation_deg": "Band rotation (degrees)", "protocol_name": "Protocol"}
+        fields = [
+            "subject",
+            "band_placement",
+            "band_rotation_deg",
+            "protocol_name",
+            "notes",
+        ]
+        labels = {
+            "band_rotation_deg": "Band rotation (degrees)",
+            "protocol_name": "Protocol",
+        }
         widgets = {"notes": forms.Textarea(attrs={"rows": 2})}
 
     def __init__(self, *args, owner, **kwargs):
@@ -35,7 +44,9 @@ class SessionForm(forms.ModelForm):
     def clean_band_rotation_deg(self):
         rotation = self.cleaned_data["band_rotation_deg"]
         if not -180.0 <= rotation <= 180.0:
-            raise forms.ValidationError("Rotation must be between -180 and 180 degrees.")
+            raise forms.ValidationError(
+                "Rotation must be between -180 and 180 degrees."
+            )
         return rotation
 
 

@@ -39,8 +39,14 @@ def ingest_group(session_id: int) -> str:
 
 
 class SessionIngest:
-    def __init__(self, session_id: int, chunk_dir: Path, sampling_rate_hz: float,
-                 num_channels: int, line_frequency_hz: float = 50.0):  # fmt: skip
+    def __init__(
+        self,
+        session_id: int,
+        chunk_dir: Path,
+        sampling_rate_hz: float,
+        num_channels: int,
+        line_frequency_hz: float = 50.0,
+    ):
         self.session_id = session_id
         self.log = ChunkLog(chunk_dir)
         self.log.open_for_append()
@@ -63,9 +69,12 @@ class SessionIngest:
 
     def check_window(self, seq: int) -> None:
         if seq >= self.contiguous + MAX_SEQ_AHEAD:
-            raise ProtocolError("seq_too_far_ahead", f"chunk seq {seq} is more than "
-                                f"{MAX_SEQ_AHEAD} ahead of the first missing chunk "
-                                f"({self.contiguous})")  # fmt: skip
+            raise ProtocolError(
+                "seq_too_far_ahead",
+                f"chunk seq {seq} is more than "
+                f"{MAX_SEQ_AHEAD} ahead of the first missing chunk "
+                f"({self.contiguous})",
+            )
 
     async def store(self, seq: int, frame: bytes) -> None:
         """Append a new chunk; returns once it is durable (fsynced)."""
@@ -109,9 +118,13 @@ class SessionIngest:
             "dropped_packets": self.packets.dropped_packets,
         }
         now_s = time.monotonic()
-        if now_s >= self._quality_due_s and self.recent.filled >= self.sampling_rate_hz / 2:
+        if (
+            now_s >= self._quality_due_s
+            and self.recent.filled >= self.sampling_rate_hz / 2
+        ):
             self._quality_due_s = now_s + QUALITY_INTERVAL_S
-            quality = channel_quality(self.recent.latest(), self.sampling_rate_hz,
-                                      self.line_frequency_hz)  # fmt: skip
+            quality = channel_quality(
+                self.recent.latest(), self.sampling_rate_hz, self.line_frequency_hz
+            )
             update["quality"] = [q.as_dict() for q in quality]
         return update

@@ -10,8 +10,9 @@ HANDEDNESS = [("right", "Right"), ("left", "Left")]
 class Subject(models.Model):
     """A person whose arm is recorded (often the user themself)."""
 
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
-                              related_name="subjects")  # fmt: skip
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="subjects"
+    )
     name = models.CharField(max_length=100)
     handedness = models.CharField(max_length=5, choices=HANDEDNESS, default="right")
     notes = models.TextField(blank=True)
@@ -20,7 +21,9 @@ class Subject(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [
-            models.UniqueConstraint(fields=["owner", "name"], name="unique_subject_name")
+            models.UniqueConstraint(
+                fields=["owner", "name"], name="unique_subject_name"
+            )
         ]
 
     def __str__(self) -> str:
@@ -36,21 +39,34 @@ class RecordingSession(models.Model):
         COMPLETE = "complete", "Complete"
         FAILED = "failed", "Failed"
 
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
-                              related_name="recording_sessions")  # fmt: skip
-    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="sessions")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="recording_sessions",
+    )
+    subject = models.ForeignKey(
+        Subject, on_delete=models.PROTECT, related_name="sessions"
+    )
     band_placement = models.CharField(
-        max_length=200, default="right forearm, 5 cm below the elbow",
+        max_length=200,
+        default="right forearm, 5 cm below the elbow",
         help_text="which arm and where along it",
-    )  # fmt: skip
+    )
     band_rotation_deg = models.FloatField(
         default=0.0, help_text="rotation of electrode 1 from the top of the forearm"
     )
     protocol_name = models.CharField(max_length=100, default="free")
     notes = models.TextField(blank=True)
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.CREATED)
-    agent = models.ForeignKey("accounts.AgentToken", null=True, blank=True,
-                              on_delete=models.SET_NULL, related_name="sessions")  # fmt: skip
+    status = models.CharField(
+        max_length=12, choices=Status.choices, default=Status.CREATED
+    )
+    agent = models.ForeignKey(
+        "accounts.AgentToken",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="sessions",
+    )
     device_info = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

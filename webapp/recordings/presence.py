@@ -32,7 +32,9 @@ def mark_disconnected(token_id: int) -> None:
 
 @database_sync_to_async
 def touch(token_id: int) -> None:
-    AgentToken.objects.filter(pk=token_id).update(connected=True, last_seen_at=timezone.now())
+    AgentToken.objects.filter(pk=token_id).update(
+        connected=True, last_seen_at=timezone.now()
+    )
 
 
 @database_sync_to_async
@@ -78,14 +80,18 @@ def commands_after_reconnect(token_id: int, reported: set[int]) -> list[str]:
     for session in assigned.filter(pk__in=reported).exclude(
         status__in=[Status.RECORDING, Status.STOPPING]
     ):
-        commands.append(make_message("recording.closed", session=session.pk,
-                                     status=session.status))  # fmt: skip
+        commands.append(
+            make_message("recording.closed", session=session.pk, status=session.status)
+        )
     return commands
 
 
 def start_command(session: RecordingSession) -> str:
-    return make_message("recording.start", session=session.pk,
-                        band_rotation_deg=session.band_rotation_deg)  # fmt: skip
+    return make_message(
+        "recording.start",
+        session=session.pk,
+        band_rotation_deg=session.band_rotation_deg,
+    )
 
 
 @database_sync_to_async

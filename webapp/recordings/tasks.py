@@ -52,19 +52,27 @@ def assemble_session_file(session_id: int) -> str:
     relative_path = f"sessions/user-{session.owner_id}/session-{session_id}.h5"
     path = settings.MEDIA_ROOT / relative_path
     try:
-        recording = assemble_recording(chunks, session.expected_chunks,
-                                       session.expected_samples, session_attributes(session))  # fmt: skip
+        recording = assemble_recording(
+            chunks,
+            session.expected_chunks,
+            session.expected_samples,
+            session_attributes(session),
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         write_session(path, recording)
     except (AssemblyError, SessionFormatError) as exc:
         # the chunks stay on disk, so nothing is lost and the file can be rebuilt
         log.error("session %s could not be assembled: %s", session_id, exc)
-        RecordingSession.objects.filter(pk=session_id).update(status=Status.FAILED, error=str(exc))
+        RecordingSession.objects.filter(pk=session_id).update(
+            status=Status.FAILED, error=str(exc)
+        )
         return Status.FAILED
     RecordingSession.objects.filter(pk=session_id).update(
-        status=Status.COMPLETE, file=relative_path, file_sha256=file_sha256(path),
+        status=Status.COMPLETE,
+        file=relative_path,
+        file_sha256=file_sha256(path),
         sample_count=len(recording.emg_time),
         duration_s=float(recording.emg_time[-1] - recording.emg_time[0]),
-    )  # fmt: skip
+    )
     chunks.delete()
     return Status.COMPLETE

@@ -1,4 +1,6 @@
-"""Portal pages for subjects and recording sessions. Every query is scoped to the user."""
+"""Portal pages for subjects and recording sessions.
+
+Every query is scoped to the logged-in user."""
 
 from __future__ import annotations
 
@@ -22,11 +24,12 @@ Status = RecordingSession.Status
 
 
 def _get_session(request, session_id: int) -> RecordingSession:
-    """The user's own session, or 404 (another user's session does not exist for them)."""
+    """The user's own session, or 404: to them, another user's does not exist."""
     return get_object_or_404(
         RecordingSession.objects.select_related("subject", "agent"),
-        pk=session_id, owner=request.user,
-    )  # fmt: skip
+        pk=session_id,
+        owner=request.user,
+    )
 
 
 def _send_to_agent(agent: AgentToken, message: str) -> None:
@@ -56,16 +59,26 @@ def sessions(request):
         return redirect(session)
     rows = RecordingSession.objects.filter(owner=request.user).select_related("subject")
     has_subjects = Subject.objects.filter(owner=request.user).exists()
-    return render(request, "recordings/sessions.html",
-                  {"form": form, "sessions": rows, "has_subjects": has_subjects})  # fmt: skip
+    return render(
+        request,
+        "recordings/sessions.html",
+        {"form": form, "sessions": rows, "has_subjects": has_subjects},
+    )
 
 
 @login_required
 def session_detail(request, session_id: int):
     session = _get_session(request, session_id)
-    agents = [a for a in AgentToken.objects.active().filter(owner=request.user) if a.is_online()]
-    return render(request, "recordings/session_detail.html",
-                  {"session": session, "agents": agents})  # fmt: skip
+    agents = [
+        a
+        for a in AgentToken.objects.active().filter(owner=request.user)
+        if a.is_online()
+    ]
+    return render(
+        request,
+        "recordings/session_detail.html",
+        {"session": session, "agents": agents},
+    )
 
 
 @login_required
@@ -73,33 +86,46 @@ def session_status(request, session_id: int):
     """Polled by the live page: status, totals and the user's online agents."""
     session = _get_session(request, session_id)
     agents = AgentToken.objects.active().filter(owner=request.user)
-    return JsonResponse({
-        "status": session.status,
-        "status_label": session.get_status_display(),
-        "sample_count": session.sample_count,
-        "duration_s": session.duration_s,
-        "dropped_packets": session.dropped_packets,
-        "error": session.error,
-        "download_url": reverse("download", args=[session.pk]) if session.file else None,
-        "agent": session.agent and {"name": session.agent.name,
-                                    "online": session.agent.is_online()},
-        "agents_online": [{"id": a.pk, "name": a.name} for a in agents if a.is_online()],
-    })  # fmt: skip
+    return JsonResponse(
+        {
+            "status": session.status,
+            "status_label": session.get_status_display(),
+            "sample_count": session.sample_count,
+            "duration_s": session.duration_s,
+            "dropped_packets": session.dropped_packets,
+            "error": session.error,
+            "download_url": reverse("download", args=[session.pk])
+            if session.file
+            else None,
+            "agent": session.agent
+            and {"name": session.agent.name, "online": session.agent.is_online()},
+            "agents_online": [
+                {"id": a.pk, "name": a.name} for a in agents if a.is_online()
+            ],
+        }
+    )
 
 
 @login_required
 @require_POST
 def start_recording(request, session_id: int):
     session = _get_session(request, session_id)
-    form = StartForm(request.POST)  # a non-numeric agent id must not reach the query (500)
+    form = StartForm(
+        request.POST
+    )  # a non-numeric agent id must not reach the query (500)
     agent = None
     if form.is_valid():
-        agent = AgentToken.objects.active().filter(
-            pk=form.cleaned_data["agent"], owner=request.user
-        ).first()
+        agent = (
+            AgentToken.objects.active()
+            .filter(pk=form.cleaned_data["agent"], owner=request.user)
+            .first()
+        )
     if session.status != Status.CREATED:
-        messages.error(request, f"This session is {session.get_status_display().lower()}; "
-                       "create a new session to record again.")  # fmt: skip
+        messages.error(
+            request,
+            f"This session is {session.get_status_display().lower()}; "
+            "create a new session to record again.",
+        )
     elif agent is None or not agent.is_online():
         messages.error(request, "Choose one of your agents that is connected.")
     # conditional, so that two clicks at once cannot send the session to two agents
@@ -116,12 +142,14 @@ def start_recording(request, session_id: int):
 def stop_recording(request, session_id: int):
     session = _get_session(request, session_id)
     if session.status in (Status.RECORDING, Status.STOPPING):
-        # only while still active: the agent's stop report may have moved it on meanwhile
+        # only while still active: the agent's stop report may have moved it on
         RecordingSession.objects.filter(
             pk=session.pk, status__in=[Status.RECORDING, Status.STOPPING]
         ).update(status=Status.STOPPING, stopped_at=timezone.now())
         if session.agent is not None:
-            _send_to_agent(session.agent, make_message("recording.stop", session=session.pk))
+            _send_to_agent(
+                session.agent, make_message("recording.stop", session=session.pk)
+            )
     return redirect(session)
 
 
@@ -130,5 +158,6 @@ def download(request, session_id: int):
     session = _get_session(request, session_id)
     if not session.file:
         raise Http404("This session has no file yet.")
-    return FileResponse(session.file.open("rb"), as_attachment=True,
-                        filename=f"session-{session.pk}.h5")  # fmt: skip
+    return FileResponse(
+        session.file.open("rb"), as_attachment=True, filename=f"session-{session.pk}.h5"
+    )

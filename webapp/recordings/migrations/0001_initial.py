@@ -6,61 +6,145 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Subject',
+            name="Subject",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('handedness', models.CharField(choices=[('right', 'Right'), ('left', 'Left')], default='right', max_length=5)),
-                ('notes', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('owner', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='subjects', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                (
+                    "handedness",
+                    models.CharField(
+                        choices=[("right", "Right"), ("left", "Left")],
+                        default="right",
+                        max_length=5,
+                    ),
+                ),
+                ("notes", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="subjects",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='RecordingSession',
+            name="RecordingSession",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('band_placement', models.CharField(default='right forearm, 5 cm below the elbow', help_text='which arm and where along it', max_length=200)),
-                ('band_rotation_deg', models.FloatField(default=0.0, help_text='rotation of electrode 1 from the top of the forearm')),
-                ('protocol_name', models.CharField(default='free', max_length=100)),
-                ('notes', models.TextField(blank=True)),
-                ('status', models.CharField(choices=[('created', 'Ready to record'), ('recording', 'Recording'), ('stopping', 'Stopping'), ('assembling', 'Saving file'), ('complete', 'Complete'), ('failed', 'Failed')], default='created', max_length=12)),
-                ('device_info', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('stopped_at', models.DateTimeField(blank=True, null=True)),
-                ('expected_chunks', models.PositiveIntegerField(blank=True, null=True)),
-                ('expected_samples', models.PositiveBigIntegerField(blank=True, null=True)),
-                ('stop_reason', models.CharField(blank=True, max_length=200)),
-                ('sample_count', models.PositiveBigIntegerField(default=0)),
-                ('duration_s', models.FloatField(default=0.0)),
-                ('dropped_packets', models.PositiveIntegerField(default=0)),
-                ('file', models.FileField(blank=True, upload_to='sessions/')),
-                ('file_sha256', models.CharField(blank=True, max_length=64)),
-                ('error', models.TextField(blank=True)),
-                ('agent', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='sessions', to='accounts.agenttoken')),
-                ('owner', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='recording_sessions', to=settings.AUTH_USER_MODEL)),
-                ('subject', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='sessions', to='recordings.subject')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "band_placement",
+                    models.CharField(
+                        default="right forearm, 5 cm below the elbow",
+                        help_text="which arm and where along it",
+                        max_length=200,
+                    ),
+                ),
+                (
+                    "band_rotation_deg",
+                    models.FloatField(
+                        default=0.0,
+                        help_text="rotation of electrode 1 from the top of the forearm",
+                    ),
+                ),
+                ("protocol_name", models.CharField(default="free", max_length=100)),
+                ("notes", models.TextField(blank=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("created", "Ready to record"),
+                            ("recording", "Recording"),
+                            ("stopping", "Stopping"),
+                            ("assembling", "Saving file"),
+                            ("complete", "Complete"),
+                            ("failed", "Failed"),
+                        ],
+                        default="created",
+                        max_length=12,
+                    ),
+                ),
+                ("device_info", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("stopped_at", models.DateTimeField(blank=True, null=True)),
+                ("expected_chunks", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "expected_samples",
+                    models.PositiveBigIntegerField(blank=True, null=True),
+                ),
+                ("stop_reason", models.CharField(blank=True, max_length=200)),
+                ("sample_count", models.PositiveBigIntegerField(default=0)),
+                ("duration_s", models.FloatField(default=0.0)),
+                ("dropped_packets", models.PositiveIntegerField(default=0)),
+                ("file", models.FileField(blank=True, upload_to="sessions/")),
+                ("file_sha256", models.CharField(blank=True, max_length=64)),
+                ("error", models.TextField(blank=True)),
+                (
+                    "agent",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="sessions",
+                        to="accounts.agenttoken",
+                    ),
+                ),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="recording_sessions",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "subject",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="sessions",
+                        to="recordings.subject",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.AddConstraint(
-            model_name='subject',
-            constraint=models.UniqueConstraint(fields=('owner', 'name'), name='unique_subject_name'),
+            model_name="subject",
+            constraint=models.UniqueConstraint(
+                fields=("owner", "name"), name="unique_subject_name"
+            ),
         ),
     ]

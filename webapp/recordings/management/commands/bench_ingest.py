@@ -35,7 +35,6 @@ from recorder.agent import Agent, AgentConfig
 from webapp.accounts.models import AgentToken
 from webapp.recordings.models import RecordingSession, Subject
 
-
 # Real agents spool to their own laptops' disks; here a hundred of them would queue
 # their fsyncs on the server's disk and measure that instead, so they use memory.
 SPOOL_PARENT = "/dev/shm" if os.path.isdir("/dev/shm") else None
@@ -48,25 +47,66 @@ class Command(BaseCommand):
         parser.add_argument("--agents", type=int, default=10)
         parser.add_argument("--seconds", type=float, default=10.0)
         parser.add_argument("--port", type=int, default=0, help="default: a free port")
-        parser.add_argument("--agent-processes", type=int, default=2,
-                            help="processes the agents are spread over (each agent is "
-                            "one laptop in real life; one Python process can't be 100)")  # fmt: skip
-        parser.add_argument("--chunk-ms", type=float, default=AgentConfig.chunk_s * 1000,
-                            help="samples per chunk, in ms of signal")  # fmt: skip
+        parser.add_argument(
+            "--agent-processes",
+            type=int,
+            default=2,
+            help="processes the agents are spread over (each agent is "
+            "one laptop in real life; one Python process can't be 100)",
+        )
+        parser.add_argument(
+            "--chunk-ms",
+            type=float,
+            default=AgentConfig.chunk_s * 1000,
+            help="samples per chunk, in ms of signal",
+        )
 
-    def handle(self, *args, agents, seconds, port, chunk_ms, agent_processes, **options):
+    def handle(
+        self, *args, agents, seconds, port, chunk_ms, agent_processes, **options
+    ):
         call_command("migrate", interactive=False, verbosity=0)
         port = port or _free_port()
         secrets, session_ids = self.prepare(agents)
-        children = [self.start("server", [sys.executable, "-m", "daphne", "-b", "127.0.0.1",
-                                          "-p", str(port), "webapp.asgi:application"]),
-                    self.start("worker", [sys.executable, "-m", "celery", "-A", "webapp",
-                                          "worker", "-P", "solo", "-l", "warning"])]  # fmt: skip
+        children = [
+            self.start(
+                "server",
+                [
+                    sys.executable,
+                    "-m",
+                    "daphne",
+                    "-b",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "webapp.asgi:application",
+                ],
+            ),
+            self.start(
+                "worker",
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "webapp",
+                    "worker",
+                    "-P",
+                    "solo",
+                    "-l",
+                    "warning",
+                ],
+            ),
+        ]
         try:
             _wait_for_port(port)
             started_s, server_cpu_s = time.monotonic(), _cpu_seconds(children[0].pid)
-            fleet = run_fleets(f"ws://127.0.0.1:{port}", secrets, seconds,
-                               chunk_ms / 1000, agent_processes)  # fmt: skip
+            fleet = run_fleets(
+                f"ws://127.0.0.1:{port}",
+                secrets,
+                seconds,
+                chunk_ms / 1000,
+                agent_processes,
+            )
             elapsed_s = time.monotonic() - started_s
             server_cpu_s = _cpu_seconds(children[0].pid) - server_cpu_s
             stored = self.wait_for_files(session_ids, timeout_s=120 + agents)
@@ -89,17 +129,21 @@ class Command(BaseCommand):
         for number in range(agents):
             token, secret = AgentToken.issue(user, f"bench agent {number}")
             session = RecordingSession.objects.create(
-                owner=user, subject=subject, agent=token, status="recording",
+                owner=user,
+                subject=subject,
+                agent=token,
+                status="recording",
                 protocol_name="bench",
-            )  # fmt: skip
+            )
             secrets.append(secret)
             session_ids.append(session.pk)
         return secrets, session_ids
 
     def start(self, name: str, command: list[str]) -> subprocess.Popen:
         log = open(Path(tempfile.gettempdir()) / f"bench_ingest_{name}.log", "wb")
-        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
+        return subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def wait_for_files(self, session_ids: list[int], timeout_s: float) -> dict:
         deadline = time.monotonic() + timeout_s
@@ -109,18 +153,28 @@ class Command(BaseCommand):
                 break
             time.sleep(0.5)
         rows = sessions.values_list("status", "sample_count")
-        return {"complete": sum(s == "complete" for s, _ in rows),
-                "samples": sum(n for _, n in rows)}  # fmt: skip
+        return {
+            "complete": sum(s == "complete" for s, _ in rows),
+            "samples": sum(n for _, n in rows),
+        }
 
 
-def run_fleets(server_url: str, secrets: list[str], seconds: float, chunk_s: float,
-               processes: int) -> dict:  # fmt: skip
+def run_fleets(
+    server_url: str, secrets: list[str], seconds: float, chunk_s: float, processes: int
+) -> dict:
     """Run the agents spread over `processes` child processes; merge their reports."""
     connections.close_all()  # the children must not share this process's DB sockets
     shares = [list(enumerate(secrets))[k::processes] for k in range(processes)]
     with ProcessPoolExecutor(processes, mp_context=get_context("fork")) as pool:
-        reports = list(pool.map(run_fleet, [server_url] * processes, shares,
-                                [seconds] * processes, [chunk_s] * processes))  # fmt: skip
+        reports = list(
+            pool.map(
+                run_fleet,
+                [server_url] * processes,
+                shares,
+                [seconds] * processes,
+                [chunk_s] * processes,
+            )
+        )
     return {
         "samples_recorded": sum(r["samples_recorded"] for r in reports),
         "chunks_sent": sum(r["chunks_sent"] for r in reports),
@@ -129,13 +183,22 @@ def run_fleets(server_url: str, secrets: list[str], seconds: float, chunk_s: flo
     }
 
 
-def run_fleet(server_url: str, numbered_secrets: list, seconds: float, chunk_s: float) -> dict:
+def run_fleet(
+    server_url: str, numbered_secrets: list, seconds: float, chunk_s: float
+) -> dict:
     """One process's agents, each on its own simulated armband; returns their stats."""
     spool_root = Path(tempfile.mkdtemp(prefix="bench-spool-", dir=SPOOL_PARENT))
     fleet = [
-        Agent(AgentConfig(server_url=server_url, token=secret, spool_dir=spool_root / str(i),
-                          device="simulated", chunk_s=chunk_s,
-                          device_options={"seed": i, "duration_s": seconds}))  # fmt: skip
+        Agent(
+            AgentConfig(
+                server_url=server_url,
+                token=secret,
+                spool_dir=spool_root / str(i),
+                device="simulated",
+                chunk_s=chunk_s,
+                device_options={"seed": i, "duration_s": seconds},
+            )
+        )
         for i, secret in numbered_secrets
     ]
     asyncio.run(_stream_until_closed(fleet, seconds))
@@ -169,12 +232,18 @@ def summarize(agents: int, fleet: dict, stored: dict) -> dict:
         "samples_sent": produced,
         "samples_stored": stored["samples"],
         "lost": produced - stored["samples"],
-        "ack_p50_ms": round(float(np.percentile(ack_ms, 50)), 1) if len(ack_ms) else None,
-        "ack_p99_ms": round(float(np.percentile(ack_ms, 99)), 1) if len(ack_ms) else None,
+        "ack_p50_ms": round(float(np.percentile(ack_ms, 50)), 1)
+        if len(ack_ms)
+        else None,
+        "ack_p99_ms": round(float(np.percentile(ack_ms, 99)), 1)
+        if len(ack_ms)
+        else None,
         "sessions_complete": stored["complete"],
         "chunks_sent": fleet["chunks_sent"],
         "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
-        "channel_layer": settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1],
+        "channel_layer": settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[
+            -1
+        ],
     }
 
 

@@ -26,7 +26,9 @@ class Command(BaseCommand):
     help = "Run the embedded system: server, Celery worker and a simulated agent."
 
     def add_arguments(self, parser):
-        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
+        parser.add_argument(
+            "--port", type=int, default=int(os.environ.get("PORT", 8000))
+        )
         parser.add_argument("--host", default="127.0.0.1")
 
     def handle(self, *args, port, host, **options):
@@ -34,11 +36,14 @@ class Command(BaseCommand):
         user = self.demo_user()
         token_file = self.demo_token_file(user)
         children = self.start_children(host, port, token_file)
-        self.stdout.write(self.style.SUCCESS(
-            f"\nEMG hand tracking is running at http://{host}:{port}/\n"
-            f"  log in as {DEMO_USER} / {DEMO_PASSWORD}\n"
-            "  a simulated armband agent is connected; press Ctrl-C to stop everything\n"
-        ))  # fmt: skip
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"\nEMG hand tracking is running at http://{host}:{port}/\n"
+                f"  log in as {DEMO_USER} / {DEMO_PASSWORD}\n"
+                "  a simulated armband agent is connected;"
+                " press Ctrl-C to stop everything\n"
+            )
+        )
         self.supervise(children)
 
     def demo_user(self):
@@ -56,7 +61,11 @@ class Command(BaseCommand):
         path = settings.VAR_DIR / "demo-agent.token"
         if path.exists():
             secret = path.read_text().strip()
-            if AgentToken.objects.active().filter(token_hash=hash_token(secret)).exists():
+            if (
+                AgentToken.objects.active()
+                .filter(token_hash=hash_token(secret))
+                .exists()
+            ):
                 return path
         _, secret = AgentToken.issue(user, "demo simulated armband")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,14 +76,43 @@ class Command(BaseCommand):
     def start_children(self, host, port, token_file):
         python = sys.executable
         commands = {
-            "server": [python, "-m", "daphne", "-b", host, "-p", str(port),
-                       "webapp.asgi:application"],
-            "worker": [python, "-m", "celery", "-A", "webapp", "worker", "-P", "solo",
-                       "-l", "warning"],
-            "agent": [python, "-m", "recorder", "agent", "--server", f"ws://{host}:{port}",
-                      "--token-file", str(token_file), "--device", "simulated",
-                      "--spool", str(settings.VAR_DIR / "agent-spool")],
-        }  # fmt: skip
+            "server": [
+                python,
+                "-m",
+                "daphne",
+                "-b",
+                host,
+                "-p",
+                str(port),
+                "webapp.asgi:application",
+            ],
+            "worker": [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "webapp",
+                "worker",
+                "-P",
+                "solo",
+                "-l",
+                "warning",
+            ],
+            "agent": [
+                python,
+                "-m",
+                "recorder",
+                "agent",
+                "--server",
+                f"ws://{host}:{port}",
+                "--token-file",
+                str(token_file),
+                "--device",
+                "simulated",
+                "--spool",
+                str(settings.VAR_DIR / "agent-spool"),
+            ],
+        }
         return {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
 
     def supervise(self, children):
@@ -84,8 +122,10 @@ class Command(BaseCommand):
             while not stopping:
                 for name, child in children.items():
                     if child.poll() is not None:
-                        self.stderr.write(f"the {name} process exited ({child.returncode}); "
-                                          "stopping everything")  # fmt: skip
+                        self.stderr.write(
+                            f"the {name} process exited ({child.returncode}); "
+                            "stopping everything"
+                        )
                         return
                 time.sleep(0.5)
         except KeyboardInterrupt:
