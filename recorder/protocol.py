@@ -272,7 +272,8 @@ def _reject_constant(name: str):
 def validate_message(message) -> None:
     if not isinstance(message, dict):
         raise ProtocolError("bad_schema", "message must be a JSON object")
-    if message.get("v") != PROTOCOL_VERSION:
+    # `true == 1` in Python: a bool is never a version
+    if isinstance(message.get("v"), bool) or message.get("v") != PROTOCOL_VERSION:
         raise ProtocolError(
             "bad_version",
             f"protocol version {message.get('v')!r} is "
