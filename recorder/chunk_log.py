@@ -47,7 +47,8 @@ def read_records(path: Path) -> Iterator[LogRecord]:
         length, crc = RECORD_HEADER.unpack_from(content, position)
         start = position + RECORD_HEADER.size
         frame = content[start : start + length]
-        if len(frame) < length or zlib.crc32(frame) != crc:
+        # length 0 has CRC 0: a zero-filled tail (left by a power cut) is not records
+        if length == 0 or len(frame) < length or zlib.crc32(frame) != crc:
             return  # torn or corrupt tail: nothing after it was ever acknowledged
         yield LogRecord(start, frame)
         position = start + length
@@ -86,6 +87,8 @@ class ChunkLog:
     def append_many(self, frames: list[bytes]) -> list[int]:
         """Append frames durably with a single fsync; returns their offsets."""
         created = not self.path.exists()
+        if not all(frames):
+            raise ValueError("an empty frame cannot be logged (it reads as a torn tail)")
         offsets = []
         with open(self.path, "ab") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
@@ -165,7 +168,7 @@ class GroupCommitWriter:
             try:
                 items[0][0].append_many([frame for _, frame, _, _ in items])
                 outcome = None
-            except OSError as exc:  # e.g. disk full: the caller must not acknowledge
+            except (OSError, ValueError) as exc:  # e.g. disk full: the caller must not ack
                 outcome = exc
             for _, _, loop, done in items:
                 loop.call_soon_threadsafe(_settle, done, outcome)

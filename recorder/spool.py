@@ -46,7 +46,11 @@ class SpoolSession:
 
     def _load_state(self) -> dict:
         if self._state_path.exists():
-            return json.loads(self._state_path.read_text())
+            state = json.loads(self._state_path.read_text())
+            if state["status"] != "stopped":
+                # add_chunk counts drops in memory only: after a crash, count again
+                state["dropped_packets"] = self._dropped_packets_in_log()
+            return state
         state = {
             "session": self.session_id,
             "status": "recording",
