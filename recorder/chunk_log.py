@@ -88,7 +88,7 @@ class ChunkLog:
         """Append frames durably with a single fsync; returns their offsets."""
         created = not self.path.exists()
         if not all(frames):
-            raise ValueError("an empty frame cannot be logged (it reads as a torn tail)")
+            raise ValueError("an empty frame cannot be logged, it reads as a torn tail")
         offsets = []
         with open(self.path, "ab") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
@@ -168,10 +168,14 @@ class GroupCommitWriter:
             try:
                 items[0][0].append_many([frame for _, frame, _, _ in items])
                 outcome = None
-            except (OSError, ValueError) as exc:  # e.g. disk full: the caller must not ack
+            # e.g. disk full: the caller must not acknowledge
+            except (OSError, ValueError) as exc:
                 outcome = exc
             for _, _, loop, done in items:
-                loop.call_soon_threadsafe(_settle, done, outcome)
+                try:
+                    loop.call_soon_threadsafe(_settle, done, outcome)
+                except RuntimeError:  # the caller's loop has closed: nobody waits
+                    pass
 
 
 def _settle(done: asyncio.Future, error: Exception | None) -> None:

@@ -231,7 +231,6 @@ MESSAGE_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
         "dropped_packets": (int,),
         "reason": (str,),
     },
-    "recording.failed": {"session": (int,), "message": (str,)},
     # server -> agent
     "agent.welcome": {"agent": (str,), "server_version": (str,)},
     "agent.pong": {},

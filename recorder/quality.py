@@ -6,6 +6,8 @@ Computed on the last second or so of raw samples (µV):
   first harmonic, after removing the mean. Above ~0.5 the electrode contact is poor.
 - clipped_fraction: share of samples at the amplifier's rails.
 - flat: the channel barely moves (disconnected electrode or dead channel).
+- noisy: far louder than the band's other channels (a lifted or loose electrode
+  picks up broadband noise; muscle activity raises neighbouring channels together).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ FLAT_STD_UV = 0.5
 CLIP_LEVEL_UV = 0.98 * 6000.0  # MindRove's input range is about ±6 mV
 LINE_NOISE_BAD_RATIO = 0.5
 CLIPPED_BAD_FRACTION = 0.01
+NOISY_RMS_RATIO = 5.0  # times the median RMS of all channels
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,7 @@ class ChannelQuality:
     line_noise_ratio: float
     clipped_fraction: float
     flat: bool
+    noisy: bool = False
 
     @property
     def problem(self) -> str:
@@ -36,6 +40,8 @@ class ChannelQuality:
             return "clipping: reseat the band, check for a loose electrode"
         if self.line_noise_ratio > LINE_NOISE_BAD_RATIO:
             return "mains hum: poor contact; moisten the skin or tighten the band"
+        if self.noisy:
+            return "noisy: far louder than the others; check this electrode's contact"
         return ""
 
     def as_dict(self) -> dict:
@@ -57,12 +63,14 @@ def channel_quality(
     rms = np.sqrt((centred**2).mean(axis=0))
     clipped = (np.abs(emg_uv) >= CLIP_LEVEL_UV).mean(axis=0)
     std = centred.std(axis=0)
+    noisy = rms > NOISY_RMS_RATIO * max(float(np.median(rms)), FLAT_STD_UV)
     return [
         ChannelQuality(
             float(rms[c]),
             float(line_ratio[c]),
             float(clipped[c]),
             bool(std[c] < FLAT_STD_UV),
+            bool(noisy[c]),
         )
         for c in range(emg_uv.shape[1])
     ]

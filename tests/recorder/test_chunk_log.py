@@ -22,7 +22,7 @@ def test_appended_frames_read_back_in_order_at_their_offsets(tmp_path):
     records = list(log.records())
     assert [r.frame for r in records] == written
     assert [r.offset for r in records] == offsets
-    for offset, frame in zip(offsets, written):
+    for offset, frame in zip(offsets, written, strict=True):
         assert log.read_frame(offset, len(frame)) == frame
 
 
@@ -45,7 +45,9 @@ def test_append_many_writes_every_frame_with_its_offset(tmp_path):
     offsets = log.append_many(written)
     assert len(offsets) == 10 and offsets[0] > first
     assert [r.frame for r in log.records()] == [b"first", *written]
-    assert [log.read_frame(o, len(f)) for o, f in zip(offsets, written)] == written
+    assert [
+        log.read_frame(o, len(f)) for o, f in zip(offsets, written, strict=True)
+    ] == written
 
 
 def test_an_empty_frame_is_refused_because_it_would_read_as_a_torn_tail(tmp_path):
@@ -82,7 +84,9 @@ def test_a_torn_tail_is_ignored_by_readers(tmp_path, cut_bytes):
     assert [r.frame for r in log.records()] == written[:2]
 
 
-@pytest.mark.parametrize("garbage", [b"\x01\x02\x03", b"\xff" * 8, b"\x05\0\0\0\0\0\0\0abc", b"\0" * 64])
+@pytest.mark.parametrize(
+    "garbage", [b"\x01\x02\x03", b"\xff" * 8, b"\x05\0\0\0\0\0\0\0abc", b"\0" * 64]
+)
 def test_garbage_after_the_last_record_is_ignored(tmp_path, garbage):
     log = ChunkLog(tmp_path)
     written = frames(2)

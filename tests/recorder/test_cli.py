@@ -53,9 +53,13 @@ def test_the_agent_needs_a_token():
 
 def test_an_unreadable_token_file_is_named(tmp_path):
     missing = tmp_path / "no-token"
-    result = recorder("agent", "--server", "ws://127.0.0.1:9", "--token-file", str(missing))
+    result = recorder(
+        "agent", "--server", "ws://127.0.0.1:9", "--token-file", str(missing)
+    )
     assert result.returncode == 1
-    assert "cannot read the token file" in result.stderr and str(missing) in result.stderr
+    assert (
+        "cannot read the token file" in result.stderr and str(missing) in result.stderr
+    )
 
 
 def test_the_agent_keeps_retrying_a_server_that_refuses_connections(tmp_path):

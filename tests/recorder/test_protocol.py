@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -24,7 +22,9 @@ from recorder.protocol import (
 )
 
 
-def make_samples(n: int = 20, channels: int = 8, imu: bool = True, seed: int = 0) -> EmgChunk:
+def make_samples(
+    n: int = 20, channels: int = 8, imu: bool = True, seed: int = 0
+) -> EmgChunk:
     rng = np.random.default_rng(seed)
     return EmgChunk(
         emg=rng.normal(0, 50, (n, channels)).astype(np.float32),
@@ -35,10 +35,10 @@ def make_samples(n: int = 20, channels: int = 8, imu: bool = True, seed: int = 0
 
 
 def reheader(frame: bytes, **changes) -> bytes:
-    """The frame with some header fields replaced (the CRC still matches the payload)."""
+    """The frame with some header fields replaced (its CRC still fits the payload)."""
     names = ("magic", "version", "stream", "channels", "flags", "session", "seq", "n",
              "first_time", "crc")  # fmt: skip
-    fields = dict(zip(names, HEADER.unpack_from(frame)))
+    fields = dict(zip(names, HEADER.unpack_from(frame), strict=True))
     fields.update(changes)
     return HEADER.pack(*fields.values()) + frame[HEADER.size :]
 
@@ -70,7 +70,12 @@ def assert_same_samples(actual: EmgChunk, expected: EmgChunk) -> None:
 def test_a_chunk_decodes_to_what_was_encoded(with_imu):
     samples = make_samples(imu=with_imu)
     chunk = decode_chunk(encode_chunk(42, 0, 9, samples), expected_channels=8)
-    assert (chunk.session_id, chunk.stream_id, chunk.seq, chunk.num_samples) == (42, 0, 9, 20)
+    assert (chunk.session_id, chunk.stream_id, chunk.seq, chunk.num_samples) == (
+        42,
+        0,
+        9,
+        20,
+    )
     assert_same_samples(chunk.samples, samples)
 
 
@@ -80,7 +85,9 @@ def test_peek_header_reads_ids_and_sample_count_without_decoding():
 
 
 def test_the_same_samples_always_encode_to_the_same_bytes():
-    assert encode_chunk(1, 0, 5, make_samples()) == encode_chunk(1, 0, 5, make_samples())
+    assert encode_chunk(1, 0, 5, make_samples()) == encode_chunk(
+        1, 0, 5, make_samples()
+    )
 
 
 def test_a_frame_shorter_than_the_header_is_rejected():
@@ -108,7 +115,9 @@ def test_an_unknown_stream_is_rejected():
 
 def test_a_channel_count_other_than_the_announced_one_is_rejected():
     frame = encode_chunk(1, 0, 0, make_samples(channels=8))
-    expect_error("bad_channels", frame, "8 channels", "announced 4", expected_channels=4)
+    expect_error(
+        "bad_channels", frame, "8 channels", "announced 4", expected_channels=4
+    )
 
 
 @pytest.mark.parametrize("channels", [0, 65])
@@ -198,8 +207,15 @@ def expect_message_error(code: str, text, *words: str) -> None:
 
 
 def test_a_valid_message_parses_to_its_fields():
-    parsed = parse_message(message("recording.start", session=3, band_rotation_deg=12.5))
-    assert parsed == {"v": 1, "type": "recording.start", "session": 3, "band_rotation_deg": 12.5}
+    parsed = parse_message(
+        message("recording.start", session=3, band_rotation_deg=12.5)
+    )
+    assert parsed == {
+        "v": 1,
+        "type": "recording.start",
+        "session": 3,
+        "band_rotation_deg": 12.5,
+    }
 
 
 def test_a_message_parses_from_bytes_too():
@@ -226,7 +242,9 @@ def test_nan_and_infinity_constants_are_rejected(constant):
 
 
 def test_a_number_that_overflows_to_infinity_is_rejected():
-    text = '{"v": 1, "type": "recording.start", "session": 1, "band_rotation_deg": 1e999}'
+    text = (
+        '{"v": 1, "type": "recording.start", "session": 1, "band_rotation_deg": 1e999}'
+    )
     expect_message_error("bad_schema", text, "band_rotation_deg", "finite")
 
 
@@ -242,23 +260,42 @@ def test_a_wrong_protocol_version_is_rejected(version):
 
 
 def test_an_unknown_message_type_is_rejected():
-    expect_message_error("bad_type", message("agent.dance"), "unknown message type", "agent.dance")
+    expect_message_error(
+        "bad_type", message("agent.dance"), "unknown message type", "agent.dance"
+    )
 
 
 def test_a_missing_field_is_rejected():
-    expect_message_error("bad_schema", message("recording.stop"), "recording.stop", "missing field 'session'")
+    expect_message_error(
+        "bad_schema",
+        message("recording.stop"),
+        "recording.stop",
+        "missing field 'session'",
+    )
 
 
 def test_a_field_of_the_wrong_type_is_rejected():
-    expect_message_error("bad_schema", message("recording.stop", session="7"), "'session'", "must be int")
+    expect_message_error(
+        "bad_schema", message("recording.stop", session="7"), "'session'", "must be int"
+    )
 
 
 def test_a_bool_where_an_int_is_expected_is_rejected():
-    expect_message_error("bad_schema", message("recording.stop", session=True), "'session'", "must be int")
+    expect_message_error(
+        "bad_schema",
+        message("recording.stop", session=True),
+        "'session'",
+        "must be int",
+    )
 
 
 def test_an_int_is_accepted_where_a_float_is_allowed():
-    assert parse_message(message("recording.start", session=1, band_rotation_deg=0))["band_rotation_deg"] == 0
+    assert (
+        parse_message(message("recording.start", session=1, band_rotation_deg=0))[
+            "band_rotation_deg"
+        ]
+        == 0
+    )
 
 
 def test_a_message_over_the_size_limit_is_rejected():

@@ -11,7 +11,9 @@ from recorder.simulation import ArmbandSimulator, SimulatorConfig
 RATE_HZ = 500.0
 
 
-def band_limited_noise(n: int = 1000, channels: int = 1, seed: int = 0, rms_uv: float = 20.0):
+def band_limited_noise(
+    n: int = 1000, channels: int = 1, seed: int = 0, rms_uv: float = 20.0
+):
     """White noise kept between 20 and 200 Hz, like surface EMG."""
     rng = np.random.default_rng(seed)
     spectrum = np.fft.rfft(rng.standard_normal((n, channels)), axis=0)
@@ -49,8 +51,8 @@ def test_a_strong_mains_hum_is_flagged():
 def test_mains_hum_is_looked_for_at_the_configured_frequency():
     t = np.arange(1000) / RATE_HZ
     emg = (200 * np.sin(2 * np.pi * 60 * t))[:, None] + band_limited_noise(rms_uv=10)
-    at_50, = channel_quality(emg, RATE_HZ, line_frequency_hz=50.0)
-    at_60, = channel_quality(emg, RATE_HZ, line_frequency_hz=60.0)
+    (at_50,) = channel_quality(emg, RATE_HZ, line_frequency_hz=50.0)
+    (at_60,) = channel_quality(emg, RATE_HZ, line_frequency_hz=60.0)
     assert at_60.line_noise_ratio > 0.5 and "mains" in at_60.problem
     assert at_50.line_noise_ratio < 0.2 and at_50.problem == ""
 
@@ -82,8 +84,23 @@ def test_each_channel_is_judged_on_its_own():
 
 def test_as_dict_includes_the_problem():
     (quality,) = channel_quality(np.zeros((500, 1), np.float32), RATE_HZ)
-    assert quality.as_dict() == {"rms_uv": 0.0, "line_noise_ratio": 0.0, "clipped_fraction": 0.0,
-                                 "flat": True, "problem": quality.problem}  # fmt: skip
+    assert quality.as_dict() == {
+        "rms_uv": 0.0,
+        "line_noise_ratio": 0.0,
+        "clipped_fraction": 0.0,
+        "flat": True,
+        "noisy": False,
+        "problem": quality.problem,
+    }
+
+
+def test_a_channel_far_louder_than_the_others_is_noisy():
+    rng = np.random.default_rng(3)
+    emg = rng.normal(0, 20, (500, 8)).astype(np.float32)
+    emg[:, 5] *= 30
+    quality = channel_quality(emg, RATE_HZ)
+    assert [q.noisy for q in quality] == [c == 5 for c in range(8)]
+    assert "noisy" in quality[5].problem
 
 
 def first_simulator_with_bad_channel(kind: str) -> ArmbandSimulator:
@@ -109,9 +126,6 @@ def test_a_simulator_without_bad_channels_looks_healthy():
     assert sum(bool(q.problem) for q in channel_quality(emg, RATE_HZ)) <= 1
 
 
-@pytest.mark.xfail(strict=True, reason="the simulator's noisy channel saturates at 2 mV, "
-                   "below quality.CLIP_LEVEL_UV (5.88 mV), and no check catches a very "
-                   "noisy channel: channel_quality reports no problem for it")  # fmt: skip
 def test_the_simulated_noisy_channel_is_flagged():
     simulator = first_simulator_with_bad_channel("noisy")
     emg, _, _ = simulator.next_emg(1000)
@@ -135,7 +149,9 @@ def test_recent_samples_hold_what_arrived_until_full():
     np.testing.assert_array_equal(recent.latest(), numbered(0, 7))
 
 
-@pytest.mark.parametrize("pieces", [[4, 4, 4, 4, 4], [7, 7, 7], [3, 9, 1, 6, 2], [25], [9, 1, 10, 3]])
+@pytest.mark.parametrize(
+    "pieces", [[4, 4, 4, 4, 4], [7, 7, 7], [3, 9, 1, 6, 2], [25], [9, 1, 10, 3]]
+)
 def test_recent_samples_keep_the_last_n_in_order_across_wrap_around(pieces):
     recent = RecentSamples(num_channels=2, capacity=10)
     start = 0

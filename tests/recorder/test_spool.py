@@ -25,7 +25,9 @@ def make_samples(first_packet: int, n: int = 10, channels: int = 4) -> EmgChunk:
     )
 
 
-def spool_chunks(session: SpoolSession, first_packets: list[int], n: int = 10) -> list[bytes]:
+def spool_chunks(
+    session: SpoolSession, first_packets: list[int], n: int = 10
+) -> list[bytes]:
     written = []
     for first in first_packets:
         frame = encode_chunk(session.session_id, STREAM_EMG, session.next_seq,
@@ -131,7 +133,9 @@ def test_dropped_packets_are_counted_again_from_the_log_after_a_crash(tmp_path):
 def test_a_stopped_session_keeps_the_count_it_was_stopped_with(tmp_path):
     session = SpoolSession(tmp_path / "session-1", 1)
     spool_chunks(session, [0])
-    session.add_chunk(encode_chunk(1, STREAM_EMG, 1, make_samples(50)), 10, dropped_packets=4)
+    session.add_chunk(
+        encode_chunk(1, STREAM_EMG, 1, make_samples(50)), 10, dropped_packets=4
+    )
     session.mark_stopped("stopped by user")
     assert SpoolSession(tmp_path / "session-1", 1).state["dropped_packets"] == 4
 
@@ -141,7 +145,9 @@ def test_a_stopped_session_keeps_the_count_it_was_stopped_with(tmp_path):
 
 def stream(device: EmgSource, session: SpoolSession) -> tuple[DeviceStreamer, list]:
     calls = []
-    streamer = DeviceStreamer(device, session, on_chunk=lambda: calls.append(1), chunk_s=0.001)
+    streamer = DeviceStreamer(
+        device, session, on_chunk=lambda: calls.append(1), chunk_s=0.001
+    )
     streamer.start()
     streamer.join(timeout=10)
     assert not streamer.is_alive()
@@ -150,12 +156,17 @@ def stream(device: EmgSource, session: SpoolSession) -> tuple[DeviceStreamer, li
 
 def test_a_finite_device_is_spooled_exactly(tmp_path):
     session = Spool(tmp_path).open_session(1)
-    streamer, calls = stream(SimulatedArmband(seed=3, realtime=False, duration_s=1.0), session)
+    streamer, calls = stream(
+        SimulatedArmband(seed=3, realtime=False, duration_s=1.0), session
+    )
     assert streamer.error is None
     assert session.stopped and session.state["reason"] == "device finished"
     assert session.samples == 500
     assert len(calls) >= session.next_seq  # once per chunk, and once at the end
-    chunks = [decode_chunk(session.frame(seq), expected_channels=8) for seq in range(session.next_seq)]
+    chunks = [
+        decode_chunk(session.frame(seq), expected_channels=8)
+        for seq in range(session.next_seq)
+    ]
     assert [c.seq for c in chunks] == list(range(session.next_seq))
     spooled = EmgChunk.concatenate([c.samples for c in chunks])
 
@@ -167,8 +178,9 @@ def test_a_finite_device_is_spooled_exactly(tmp_path):
     np.testing.assert_array_equal(spooled.imu, expected.imu)
     np.testing.assert_array_equal(spooled.package_num, np.arange(500))
     # times are on each device's own start clock: compare them relative to the start
-    np.testing.assert_allclose(spooled.time - spooled.time[0], expected.time - expected.time[0],
-                               atol=1e-9)  # fmt: skip
+    np.testing.assert_allclose(
+        spooled.time - spooled.time[0], expected.time - expected.time[0], atol=1e-9
+    )
     # and the whole recording survives a crash of the agent
     assert SpoolSession(tmp_path / "session-1", 1).samples == 500
 

@@ -405,3 +405,38 @@ async def test_nobody_watching_means_no_live_traffic(alice):
     assert first["type"] == "live.streaming"
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(layer.receive("eavesdropper.x"), 0.5)
+
+
+@pytest.mark.parametrize(
+    "device, problem",
+    [
+        ({"sampling_rate_hz": 500.0, "channel_names": []}, "1 to 64 channels"),
+        ({"sampling_rate_hz": 500.0, "channel_names": ["c"] * 65}, "1 to 64 channels"),
+        ({"sampling_rate_hz": "fast", "channel_names": ["c"]}, "must be a number"),
+        ({"sampling_rate_hz": 0, "channel_names": ["c"]}, "out of range"),
+    ],
+)
+async def test_it_refuses_a_device_it_cannot_store(alice, device, problem):
+    secret, _ = await alice
+    agent = await connect_agent(secret)
+    await agent.send_to(
+        text_data=make_message(
+            "agent.hello", agent_version="test", device=device, sessions=[]
+        )
+    )
+    error = await receive(agent)
+    assert error["code"] == "bad_schema" and problem in error["message"]
+
+
+async def test_a_chunk_that_cannot_be_stored_is_not_acknowledged(alice, storage):
+    secret, session = await alice
+    agent = await connect_agent(secret)
+    await say_hello(agent, [session.pk])
+    await send_chunk(agent, session.pk, 0)
+    log_path = storage / "chunks" / f"session-{session.pk}" / "chunks.log"
+    log_path.unlink()
+    log_path.mkdir()  # appending now fails, as a full disk would
+    error = await send_chunk(agent, session.pk, 1)
+    assert error["type"] == "error" and error["code"] == "storage_failed"
+    await agent.send_to(text_data=make_message("agent.ping"))
+    assert (await receive(agent))["type"] == "agent.pong"

@@ -1,8 +1,8 @@
 """Websocket consumers: the agent ingest, and the browser's live view of a session.
 
 Consumers validate, dispatch and keep database work in the small async helpers of
-`presence.py`; the chunk files are written on a worker thread so one agent's fsync
-never stalls the event loop for the others.
+`presence.py`. Chunks are appended to each session's log by one writer thread
+(`ingest.CHUNK_WRITER`), so no agent's fsync ever stalls the event loop.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from recorder.protocol import (
+    MAX_CHANNELS,
     STREAM_EMG,
     ProtocolError,
     decode_chunk,
@@ -103,10 +104,6 @@ class AgentConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=make_message("agent.pong"))
         elif kind == "recording.stopped":
             await self.on_recording_stopped(message)
-        elif kind == "recording.failed":
-            await presence.fail_session(
-                self.token.pk, message["session"], message["message"]
-            )
         else:
             raise ProtocolError(
                 "bad_type", f"{kind} is not a message an agent may send"
@@ -122,14 +119,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
 
     async def on_hello(self, message: dict) -> None:
         device = message["device"]
-        if not isinstance(device.get("channel_names"), list) or not isinstance(
-            device.get("sampling_rate_hz"), (int, float)
-        ):
-            raise ProtocolError(
-                "bad_schema",
-                "agent.hello: device needs channel_names "
-                "(list) and sampling_rate_hz (number)",
-            )
+        check_device(device)
         self.device = device
         await presence.mark_connected(self.token.pk, device)
         await self.send(
@@ -169,7 +159,21 @@ class AgentConsumer(AsyncWebsocketConsumer):
         ingest = await self.ingest_for(chunk.session_id)
         if not ingest.is_stored(chunk.seq):
             ingest.check_window(chunk.seq)
-            await ingest.store(chunk.seq, frame)
+            try:
+                await ingest.store(chunk.seq, frame)
+            except OSError as exc:  # e.g. disk full: no ack, so the agent keeps it
+                log.error(
+                    "cannot store chunk %s of session %s: %s",
+                    chunk.seq,
+                    chunk.session_id,
+                    exc,
+                )
+                raise ProtocolError(
+                    "storage_failed",
+                    f"the server could not store "
+                    f"chunk {chunk.seq} ({exc.strerror}); the agent "
+                    "keeps it and sends it again",
+                ) from None
             ingest.observe(chunk)
             if ingest.watched:
                 await self.channel_layer.group_send(
@@ -273,6 +277,26 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def live_emg(self, event):
         await self.send(text_data=json.dumps(event))
+
+
+def check_device(device: dict) -> None:
+    """The device an agent announces must be one we can store and display."""
+    names = device.get("channel_names")
+    rate_hz = device.get("sampling_rate_hz")
+    if not isinstance(names, list) or not 1 <= len(names) <= MAX_CHANNELS:
+        raise ProtocolError(
+            "bad_schema",
+            f"agent.hello: device.channel_names must list 1 to {MAX_CHANNELS} channels",
+        )
+    if isinstance(rate_hz, bool) or not isinstance(rate_hz, (int, float)):
+        raise ProtocolError(
+            "bad_schema", "agent.hello: device.sampling_rate_hz must be a number"
+        )
+    if not 1.0 <= rate_hz <= 100_000.0:
+        raise ProtocolError(
+            "bad_schema",
+            f"agent.hello: a sampling rate of {rate_hz} Hz is out of range 1..100000",
+        )
 
 
 def _bearer_token(scope) -> str:

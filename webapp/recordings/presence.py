@@ -57,13 +57,6 @@ def join_recording(token_id: int, session_id: int, device: dict) -> str | None:
 
 
 @database_sync_to_async
-def fail_session(token_id: int, session_id: int, message: str) -> None:
-    RecordingSession.objects.filter(
-        pk=session_id, agent_id=token_id, status__in=[Status.RECORDING, Status.STOPPING]
-    ).update(status=Status.FAILED, error=f"agent: {message}"[:2000])
-
-
-@database_sync_to_async
 def commands_after_reconnect(token_id: int, reported: set[int]) -> list[str]:
     """What a (re)connecting agent must be told about the sessions assigned to it.
 
