@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
+from django.db import connections
 from django.utils import timezone
 
 from recorder.chunk_log import ChunkLog
@@ -51,6 +52,9 @@ def storage(settings, tmp_path):
 async def close_communicators():
     yield
     await close_all()
+    # the consumers' DB helpers ran on asgiref's thread: close its connection, or the
+    # test database cannot be dropped at the end of the run
+    await sync_to_async(connections.close_all)()
 
 
 def make_recording(username: str) -> tuple[str, RecordingSession]:
