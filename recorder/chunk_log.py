@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from recorder.durable import fsync_directory
+
 RECORD_HEADER = struct.Struct("<II")
 LOG_NAME = "chunks.log"
 
@@ -110,26 +112,6 @@ class ChunkLog:
 
     def delete(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
-
-
-def fsync_directory(path: Path) -> None:
-    """Make a file's creation or rename inside `path` survive a power cut."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_file_durably(path: Path, content: bytes) -> None:
-    """Replace `path` with `content` atomically and durably."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(content)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    fsync_directory(path.parent)
 
 
 class GroupCommitWriter:

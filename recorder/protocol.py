@@ -20,6 +20,7 @@ import json
 import math
 import struct
 import zlib
+from collections import namedtuple
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +30,10 @@ from recorder.devices.base import EmgChunk
 PROTOCOL_VERSION = 1
 CHUNK_MAGIC = b"EMGC"
 HEADER = struct.Struct("<4sBBBBQQIdI")
+ChunkHeader = namedtuple(
+    "ChunkHeader",
+    "magic version stream_id channels flags session_id seq n first_time_s crc",
+)
 HAS_IMU = 0x01
 IMU_COLUMNS = 6
 
@@ -97,8 +102,8 @@ def encode_chunk(session_id: int, stream_id: int, seq: int, samples: EmgChunk) -
 
 def peek_header(frame: bytes) -> tuple[int, int, int, int]:
     """(session id, stream id, seq, sample count) of a frame already validated once."""
-    _, _, stream_id, _, _, session_id, seq, n, _, _ = HEADER.unpack_from(frame)
-    return session_id, stream_id, seq, n
+    header = ChunkHeader._make(HEADER.unpack_from(frame))
+    return header.session_id, header.stream_id, header.seq, header.n
 
 
 def decode_chunk(frame: bytes, expected_channels: int | None = None) -> Chunk:
@@ -114,39 +119,31 @@ def decode_chunk(frame: bytes, expected_channels: int | None = None) -> Chunk:
             f"chunk of {len(frame)} bytes is shorter "
             f"than the {HEADER.size}-byte header",
         )
-    (
-        magic,
-        version,
-        stream_id,
-        channels,
-        flags,
-        session_id,
-        seq,
-        n,
-        first_time_s,
-        crc,
-    ) = HEADER.unpack_from(frame)
-    _check_header(magic, version, stream_id, channels, n, expected_channels)
+    header = ChunkHeader._make(HEADER.unpack_from(frame))
+    _check_header(header, expected_channels)
     payload = frame[HEADER.size :]
-    columns = 8 + 8 + 4 * channels + (4 * IMU_COLUMNS if flags & HAS_IMU else 0)
-    if len(payload) != n * columns:
+    has_imu = bool(header.flags & HAS_IMU)
+    columns = 8 + 8 + 4 * header.channels + (4 * IMU_COLUMNS if has_imu else 0)
+    if len(payload) != header.n * columns:
         raise ProtocolError(
             "bad_chunk",
-            f"payload is {len(payload)} bytes but "
-            f"{n} samples × {channels} channels need {n * columns}",
+            f"payload is {len(payload)} bytes but {header.n} samples × "
+            f"{header.channels} channels need {header.n * columns}",
         )
-    if zlib.crc32(payload) != crc:
+    if zlib.crc32(payload) != header.crc:
         raise ProtocolError(
             "bad_checksum",
-            f"chunk seq {seq}: CRC-32 mismatch, the payload was corrupted in transit",
+            f"chunk seq {header.seq}: CRC-32 mismatch, the payload was corrupted "
+            "in transit",
         )
-    samples = _unpack_payload(payload, n, channels, bool(flags & HAS_IMU))
-    _check_samples(samples, seq, first_time_s)
-    return Chunk(session_id=session_id, stream_id=stream_id, seq=seq, samples=samples)
+    samples = _unpack_payload(payload, header.n, header.channels, has_imu)
+    _check_samples(samples, header.seq, header.first_time_s)
+    return Chunk(header.session_id, header.stream_id, header.seq, samples)
 
 
-def _check_header(magic, version, stream_id, channels, n, expected_channels) -> None:
-    if magic != CHUNK_MAGIC:
+def _check_header(header: ChunkHeader, expected_channels: int | None) -> None:
+    version, channels, n = header.version, header.channels, header.n
+    if header.magic != CHUNK_MAGIC:
         raise ProtocolError(
             "bad_chunk",
             f"binary message does not start with {CHUNK_MAGIC!r}: not an EMG chunk",
@@ -157,8 +154,8 @@ def _check_header(magic, version, stream_id, channels, n, expected_channels) -> 
             f"chunk protocol version {version} is not "
             f"supported; this server speaks {PROTOCOL_VERSION}",
         )
-    if stream_id not in STREAM_NAMES:
-        raise ProtocolError("bad_stream", f"unknown stream id {stream_id}")
+    if header.stream_id not in STREAM_NAMES:
+        raise ProtocolError("bad_stream", f"unknown stream id {header.stream_id}")
     if not 1 <= channels <= MAX_CHANNELS:
         raise ProtocolError(
             "bad_channels", f"{channels} channels is out of range 1..{MAX_CHANNELS}"

@@ -30,6 +30,7 @@ import numpy as np
 
 from recorder import __version__
 from recorder.devices.packets import find_gaps
+from recorder.durable import fsync_directory, fsync_file
 
 FORMAT_NAME = "emg-hand-session"
 FORMAT_VERSION = 1
@@ -251,13 +252,13 @@ def atomic_hdf5_file(path: str | os.PathLike) -> Iterator[h5py.File]:
     try:
         with h5py.File(temp_name, "w") as h5:
             yield h5
-        _fsync_file(temp_name)
+        fsync_file(temp_name)
         _chmod_like_new_file(temp_name)
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_directory(path.parent)
 
 
 def _write_contents(h5: h5py.File, recording: SessionRecording) -> None:
@@ -311,28 +312,6 @@ def _chmod_like_new_file(path: str) -> None:
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(path, 0o666 & ~umask)
-
-
-def _fsync_file(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; not possible on every platform (Windows).
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------- reading

@@ -15,8 +15,9 @@ import os
 import re
 from pathlib import Path
 
-from recorder.chunk_log import ChunkLog, write_file_durably
+from recorder.chunk_log import ChunkLog
 from recorder.devices.packets import PacketCounter
+from recorder.durable import write_file_durably
 from recorder.protocol import decode_chunk, peek_header
 
 _SESSION_DIR = re.compile(r"^session-(\d+)$")

@@ -6,33 +6,22 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 from django.conf import settings
 
+from webapp.processes import (
+    agent_command,
+    free_port,
+    server_command,
+    wait_for_port,
+    worker_command,
+)
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"nothing answered on port {port} within {timeout_s} s")
 
 
 def wait_until(condition, timeout_s: float, what: str, interval_s: float = 0.2):
@@ -85,56 +74,23 @@ class Process:
 
 
 def start_server(port: int, env: dict, log_dir: Path) -> Process:
-    command = [
-        sys.executable,
-        "-m",
-        "daphne",
-        "-b",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "webapp.asgi:application",
-    ]
+    command = server_command("127.0.0.1", port)
     server = Process(f"server-{port}-{time.monotonic_ns()}", command, env, log_dir)
     wait_for_port(port)
     return server
 
 
 def start_worker(env: dict, log_dir: Path) -> Process:
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "webapp",
-        "worker",
-        "-P",
-        "solo",
-        "-Q",
-        "default",
-        "-l",
-        "info",
-    ]
-    return Process("worker", command, env, log_dir)
+    return Process("worker", worker_command("info"), env, log_dir)
 
 
 def start_agent(
     server_url: str, secret: str, spool: Path, log_dir: Path, *device_args: str
 ) -> Process:
-    command = [
-        sys.executable,
-        "-m",
-        "recorder",
-        "agent",
-        "--server",
-        server_url,
-        "--token",
-        secret,
-        "--spool",
-        str(spool),
-        *device_args,
-    ]
-    return Process("agent", command, dict(os.environ), log_dir)
+    options = ["--token", secret, "--spool", str(spool), *device_args]
+    return Process(
+        "agent", agent_command(server_url, *options), dict(os.environ), log_dir
+    )
 
 
 class CuttableProxy:
@@ -158,6 +114,11 @@ class CuttableProxy:
         self.ready.set()
         self.loop.run_forever()
         server.close()
+        pending = asyncio.all_tasks(self.loop)
+        for task in pending:
+            task.cancel()
+        self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self.loop.close()
 
     async def _pipe_client(self, reader, writer) -> None:
         try:

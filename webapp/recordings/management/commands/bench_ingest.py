@@ -15,9 +15,7 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -33,6 +31,7 @@ from django.db import connections
 
 from recorder.agent import Agent, AgentConfig
 from webapp.accounts.models import AgentToken
+from webapp.processes import free_port, server_command, wait_for_port, worker_command
 from webapp.recordings.models import RecordingSession, Subject
 
 # Real agents spool to their own laptops' disks; here a hundred of them would queue
@@ -65,40 +64,14 @@ class Command(BaseCommand):
         self, *args, agents, seconds, port, chunk_ms, agent_processes, **options
     ):
         call_command("migrate", interactive=False, verbosity=0)
-        port = port or _free_port()
+        port = port or free_port()
         secrets, session_ids = self.prepare(agents)
         children = [
-            self.start(
-                "server",
-                [
-                    sys.executable,
-                    "-m",
-                    "daphne",
-                    "-b",
-                    "127.0.0.1",
-                    "-p",
-                    str(port),
-                    "webapp.asgi:application",
-                ],
-            ),
-            self.start(
-                "worker",
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "webapp",
-                    "worker",
-                    "-P",
-                    "solo",
-                    "-l",
-                    "warning",
-                ],
-            ),
+            self.start("server", server_command("127.0.0.1", port)),
+            self.start("worker", worker_command()),
         ]
         try:
-            _wait_for_port(port)
+            wait_for_port(port)
             started_s, server_cpu_s = time.monotonic(), _cpu_seconds(children[0].pid)
             fleet = run_fleets(
                 f"ws://127.0.0.1:{port}",
@@ -251,20 +224,3 @@ def _cpu_seconds(pid: int) -> float:
     """User plus system CPU time a process has used so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for_port(port: int, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"the server did not come up on port {port}")

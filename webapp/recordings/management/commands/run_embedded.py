@@ -7,7 +7,6 @@ simulated agent as child processes until Ctrl-C.
 import os
 import signal
 import subprocess
-import sys
 import time
 
 from django.conf import settings
@@ -16,6 +15,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from webapp.accounts.models import AgentToken, hash_token
+from webapp.processes import agent_command, server_command, worker_command
 from webapp.recordings.models import Subject
 
 DEMO_USER = "demo"
@@ -74,45 +74,15 @@ class Command(BaseCommand):
         return path
 
     def start_children(self, host, port, token_file):
-        python = sys.executable
+        spool = settings.VAR_DIR / "agent-spool"
         commands = {
-            "server": [
-                python,
-                "-m",
-                "daphne",
-                "-b",
-                host,
-                "-p",
-                str(port),
-                "webapp.asgi:application",
-            ],
-            "worker": [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "webapp",
-                "worker",
-                "-P",
-                "solo",
-                "-l",
-                "warning",
-            ],
-            "agent": [
-                python,
-                "-m",
-                "recorder",
-                "agent",
-                "--server",
-                f"ws://{host}:{port}",
-                "--token-file",
-                str(token_file),
-                "--device",
-                "simulated",
-                "--spool",
-                str(settings.VAR_DIR / "agent-spool"),
-            ],
-        }
+            "server": server_command(host, port),
+            "worker": worker_command(),
+            "agent": agent_command(
+                f"ws://{host}:{port}", "--token-file", str(token_file),
+                "--device", "simulated", "--spool", str(spool),
+            ),
+        }  # fmt: skip
         return {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
 
     def supervise(self, children):
