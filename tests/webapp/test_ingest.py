@@ -444,3 +444,18 @@ async def test_a_chunk_that_cannot_be_stored_is_not_acknowledged(alice, storage)
     assert error["type"] == "error" and error["code"] == "storage_failed"
     await agent.send_to(text_data=make_message("agent.ping"))
     assert (await receive(agent))["type"] == "agent.pong"
+
+
+async def test_revoking_a_token_disconnects_its_agent(alice):
+    from django.test import Client
+
+    secret, session = await alice
+    agent = await connect_agent(secret)
+    await say_hello(agent, [session.pk])
+    owner = Client()
+    await sync_to_async(owner.force_login)(await sync_to_async(User.objects.get)())
+    token = await sync_to_async(AgentToken.objects.get)()
+    await sync_to_async(owner.post)(f"/tokens/{token.pk}/revoke")
+    error = await receive(agent)
+    assert error["code"] == "token_revoked"
+    assert (await agent.receive_output())["type"] == "websocket.close"
