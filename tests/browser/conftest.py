@@ -117,7 +117,12 @@ def chromium_page(tmp_path):
     """A fresh Chromium page; its console messages and page errors are collected in
     `page.js_messages` and printed at the end."""
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
+        message = (
+            f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium)"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
     from playwright.sync_api import sync_playwright
 
     messages: list[str] = []
