@@ -28,6 +28,7 @@ pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True)]
 
 SEED = 11
 DURATION_S = 14.0
+DONE = ("complete", "failed")
 
 
 def produced_by_device(seed: int, duration_s: float) -> np.ndarray:
@@ -63,52 +64,40 @@ def lab(production_services, settings, tmp_path):
     }
 
 
-def test_a_cut_connection_and_a_server_restart_lose_nothing(lab, tmp_path):
+def start_recording(lab) -> RecordingSession:
+    """Press Start as the owner would, once the agent is online."""
+    token, session = lab["token"], lab["session"]
+    wait_until(lambda: (token.refresh_from_db(), token.is_online())[1], 30, "the agent")
+    browser = Client()
+    browser.force_login(lab["user"])
+    browser.post(f"/sessions/{session.pk}/start", {"agent": token.pk})
+    session.refresh_from_db()
+    assert session.status == "recording"
+    return session
+
+
+def record_through_faults(lab, tmp_path) -> tuple[RecordingSession, str]:
+    """Record DURATION_S seconds; cut the connection once and SIGKILL-restart the
+    server once on the way. Returns the finished session and the agent's log."""
     port = free_port()
-    processes = [
-        start_server(port, lab["env"], tmp_path),
-        start_worker(lab["env"], tmp_path),
-    ]
+    env = lab["env"]
+    processes = [start_server(port, env, tmp_path), start_worker(env, tmp_path)]
     proxy = CuttableProxy(port)
     try:
-        processes.append(
-            start_agent(
-                f"ws://127.0.0.1:{proxy.listen_port}",
-                lab["secret"],
-                tmp_path / "spool",
-                tmp_path,
-                "--device",
-                "simulated",
-                "--seed",
-                str(SEED),
-                "--duration-s",
-                str(DURATION_S),
-            )
-        )
-        token = lab["token"]
-        wait_until(
-            lambda: (token.refresh_from_db(), token.is_online())[1], 30, "the agent"
-        )
-
-        browser = Client()
-        browser.force_login(lab["user"])
-        session = lab["session"]
-        browser.post(f"/sessions/{session.pk}/start", {"agent": token.pk})
-        session.refresh_from_db()
-        assert session.status == "recording"
-
+        device = ["--device", "simulated", "--seed", str(SEED)]
+        processes.append(start_agent(
+            f"ws://127.0.0.1:{proxy.listen_port}", lab["secret"], tmp_path / "spool",
+            tmp_path, *device, "--duration-s", str(DURATION_S),
+        ))  # fmt: skip
+        session = start_recording(lab)
         time.sleep(4)
         assert proxy.cut() > 0, "the agent was not connected through the proxy"
         time.sleep(3)
         processes[0].kill()  # SIGKILL: no chance to clean up
-        processes[0] = start_server(port, lab["env"], tmp_path)
-
-        def complete():
-            session.refresh_from_db()
-            return session.status in ("complete", "failed")
-
-        wait_until(complete, DURATION_S + 60, "the session file")
-        agent_log = processes[2].log()
+        processes[0] = start_server(port, env, tmp_path)
+        finished = lambda: (session.refresh_from_db(), session.status)[1] in DONE  # noqa: E731
+        wait_until(finished, DURATION_S + 60, "the session file")
+        return session, processes[2].log()
     except Exception:
         for process in processes:
             print(f"--- {process.name}\n{process.log()}")
@@ -117,6 +106,10 @@ def test_a_cut_connection_and_a_server_restart_lose_nothing(lab, tmp_path):
         proxy.close()
         for process in processes:
             process.kill()
+
+
+def test_a_cut_connection_and_a_server_restart_lose_nothing(lab, tmp_path):
+    session, agent_log = record_through_faults(lab, tmp_path)
 
     assert session.status == "complete", session.error
     # first connection, after the cut, after the restart
