@@ -6,6 +6,7 @@ Examples:
       --device mindrove --ip 192.168.4.1
   python -m recorder info var/media/sessions/user-1/session-3.h5
   python -m recorder export-emg2pose session-3.h5 session-3.emg2pose.h5
+  python -m recorder simulate demo.h5 --seconds 60   # a session without hardware
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_agent_command(commands)
     info = commands.add_parser("info", help="print a session file's summary as JSON")
     info.add_argument("file", type=Path)
+    simulate = commands.add_parser(
+        "simulate",
+        help="write a simulated session file (EMG and webcam landmarks), no server",
+    )
+    simulate.add_argument("output", type=Path)
+    simulate.add_argument("--seconds", type=float, default=60.0)
+    simulate.add_argument("--seed", type=int, default=0, help="which virtual person")
     export = commands.add_parser(
         "export-emg2pose", help="write a session in the emg2pose layout"
     )
@@ -174,6 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "info":
             print(json.dumps(session_summary(args.file), indent=2))
+        elif args.command == "simulate":
+            from recorder.session_file import write_session
+            from recorder.simulate_file import simulate_session
+
+            write_session(args.output, simulate_session(args.seconds, args.seed))
+            print(f"wrote {args.output}")
         else:
             from recorder.emg2pose_format import export_emg2pose
 

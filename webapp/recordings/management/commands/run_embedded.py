@@ -14,8 +14,11 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from recorder.session_file import write_session
+from recorder.simulate_file import simulate_session
 from webapp.accounts.models import AgentToken, hash_token
 from webapp.processes import agent_command, server_command, worker_command
+from webapp.recordings.importing import import_session_file
 from webapp.recordings.models import Subject
 
 DEMO_USER = "demo"
@@ -54,7 +57,15 @@ class Command(BaseCommand):
             user.set_password(DEMO_PASSWORD)
             user.save()
         Subject.objects.get_or_create(owner=user, name="Demo subject")
+        if created:
+            self.import_demo_session(user)
         return user
+
+    def import_demo_session(self, user):
+        """A minute of a simulated person with webcam landmarks, ready to label."""
+        path = settings.VAR_DIR / "demo-session.h5"
+        write_session(path, simulate_session(60.0, seed=1))
+        import_session_file(user, path, "Simulated person")
 
     def demo_token_file(self, user):
         """The demo agent's token, kept in var/ so restarts reuse the same agent."""
