@@ -16,9 +16,10 @@ def server_command(host: str, port: int) -> list[str]:
             "webapp.asgi:application"]  # fmt: skip
 
 
-def worker_command(log_level: str = "warning") -> list[str]:
+def worker_command(log_level: str = "warning", queues: str = "default,labeling"):
+    """One worker for every queue (embedded); production runs one per queue."""
     return [sys.executable, "-m", "celery", "-A", "webapp", "worker", "-P", "solo",
-            "-l", log_level]  # fmt: skip
+            "-Q", queues, "-l", log_level]  # fmt: skip
 
 
 def agent_command(server_url: str, *options: str) -> list[str]:

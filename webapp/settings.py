@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "channels",
     "webapp.accounts",
     "webapp.recordings",
+    "webapp.jobs",
 ]
 
 MIDDLEWARE = [
@@ -155,7 +156,13 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"webapp.recordings.tasks.*": {"queue": "default"}}
+CELERY_TASK_ROUTES = {
+    "webapp.recordings.tasks.*": {"queue": "default"},
+    "webapp.jobs.tasks.label_session": {"queue": "labeling"},
+}
+# a running job that reports no progress for this long is marked failed
+JOB_STALE_AFTER_S = env_int("JOB_STALE_AFTER_S", 600)
+MANO_MODEL_DIR = env_str("MANO_MODEL_DIR")  # holds mano/MANO_RIGHT.pkl, if supplied
 
 # ------------------------------------------------------------------ ingest
 AGENT_STALE_AFTER_S = env_int("AGENT_STALE_AFTER_S", 30)

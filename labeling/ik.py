@@ -1,0 +1,363 @@
+"""Inverse kinematics: MediaPipe world landmarks -> MANO pose pseudo-labels.
+
+The seed's Eq. (1), per frame t:
+    L = λ_pos ||J_model - Align(J_MP)||² + λ_dir Σ_bones (1 - cos(v_model, v_MP))
+      + λ_smooth ||θ_t - θ_(t-1)||² + λ_reg ||θ_t||² + λ_limit limit_penalty(θ_t)
+- The landmarks are aligned onto the model joints by a similarity (Umeyama with
+  scale) or rigid transform, re-estimated (without gradient) as the fit moves.
+  The alignment absorbs the hand's orientation, so the fit optimises the 45 finger
+  parameters; the output global orient is the inverse of the alignment's rotation
+  (the hand's orientation in the landmark frame), and joints = model.joints(pose).
+- L_pos is measured in units of `position_unit_mm` (metres by default, as MediaPipe
+  reports); θ is in radians; the smoothness, regularisation and limit terms apply
+  to the 45 finger parameters.
+
+Two modes share the loss: `StreamingIK` (live, one frame at a time, warm-started
+from the previous frame with a fixed iteration budget) and `fit_sequence` (a whole
+session at once, vectorised over frames, smoothness across the sequence).
+A frame whose landmarks hold NaN (failed detection) never enters the data term; its
+ik_error_mm is NaN and label_valid False. Nothing is zero-filled.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from labeling import linearized_ik
+from labeling.alignment import ALIGNMENTS, align, apply
+from labeling.hand_model import HandModel, matrix_to_axis_angle
+
+OPTIMIZERS = ("adam", "sgd", "lbfgs")
+# Parent of each MediaPipe joint 1..20 (the bones' start joints).
+BONE_PARENTS = [0, 1, 2, 3, 0, 5, 6, 7, 0, 9, 10, 11, 0, 13, 14, 15, 0, 17, 18, 19]
+
+
+@dataclass
+class IKConfig:
+    position_weight: float = 1.0  # λ_pos (seed)
+    direction_weight: float = 0.5  # λ_dir (seed)
+    smoothness_weight: float = 0.1  # λ_smooth (seed)
+    regularization_weight: float = 0.01  # λ_reg (seed)
+    joint_limit_weight: float = 1.0  # soft anatomical limits, per rad² of excess
+    position_unit_mm: float = 1000.0  # L_pos in metres², as MediaPipe reports
+    alignment: str = "umeyama_scale"  # | "umeyama_rigid" | "kabsch"
+    optimizer: str = "adam"  # | "sgd" | "lbfgs"
+    learning_rate: float = 0.01  # streaming (seed: Adam, lr 0.01)
+    iterations: int = 15  # streaming, per frame (seed)
+    cold_start_iterations: int = 150  # streaming: first frame, or after a lost track
+    sequence_learning_rate: float = 0.08  # batched: starts from the flat hand
+    sequence_iterations: int = 60
+    realign_every: int = 5  # iterations between alignment updates
+    min_score: float = 0.7  # label_valid needs detection score above this (seed)
+    max_residual_mm: float = 25.0  # ... and an IK residual below this (seed)
+    num_threads: int | None = None  # batched mode; None: all cores
+    streaming_linearized: bool = True  # streaming steps on a per-frame linearisation
+
+    def __post_init__(self) -> None:
+        if self.alignment not in ALIGNMENTS:
+            raise ValueError(f"alignment must be one of {ALIGNMENTS}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class FrameFit(NamedTuple):
+    pose: np.ndarray  # (48,) float32 rad
+    joints_mm: np.ndarray  # (21, 3) float32 mm
+    residual_mm: float  # NaN when the landmarks are missing
+    valid: bool
+
+
+class SequenceFit(NamedTuple):
+    pose: np.ndarray  # (T, 48) float32 rad
+    joints_mm: np.ndarray  # (T, 21, 3) float32 mm
+    ik_error_mm: np.ndarray  # (T,) float32 residual to the aligned landmarks; NaN
+    label_valid: np.ndarray  # (T,) bool
+
+
+class _Targets:
+    """Landmarks (B, 21, 3) mm aligned onto the current model joints, and their unit
+    bone directions; `observed` (B,) is 1 where the frame has landmarks."""
+
+    def __init__(self, landmarks_mm: torch.Tensor, observed: torch.Tensor):
+        self.landmarks_mm = landmarks_mm
+        self.observed = observed
+        self.aligned_mm = landmarks_mm.clone()
+        self.bone_directions = landmarks_mm[:, 1:].clone()
+        self.transform = None
+
+    @torch.no_grad()
+    def realign(self, joints_mm: torch.Tensor, method: str) -> None:
+        self.transform = align(self.landmarks_mm, joints_mm, method)
+        self.aligned_mm = apply(self.transform, self.landmarks_mm)
+        self.bone_directions = _unit(bone_vectors(self.aligned_mm))
+
+
+def bone_vectors(joints: torch.Tensor) -> torch.Tensor:
+    """(B, 21, 3) joints -> (B, 20, 3) parent-to-child bone vectors."""
+    return joints[:, 1:] - joints[:, BONE_PARENTS]
+
+
+def _unit(vectors: torch.Tensor) -> torch.Tensor:
+    return vectors / vectors.norm(dim=-1, keepdim=True).clamp_min(1e-9)
+
+
+def _full_pose(finger_pose: torch.Tensor) -> torch.Tensor:
+    """(B, 45) finger pose -> (B, 48) with a zero global orient."""
+    return torch.nn.functional.pad(finger_pose, (3, 0))
+
+
+def _frame_losses(
+    finger_pose: torch.Tensor, joints_mm: torch.Tensor, targets: _Targets, config
+) -> torch.Tensor:
+    """Summed data, regularisation and limit terms over the frames (a scalar)."""
+    position_error = (joints_mm - targets.aligned_mm) / config.position_unit_mm
+    position = position_error.square().sum((1, 2))  # (B,)
+    cosine = (_unit(bone_vectors(joints_mm)) * targets.bone_directions).sum(-1)
+    direction = (1.0 - cosine).sum(1)  # (B,)
+    data = config.position_weight * position + config.direction_weight * direction
+    regularization = finger_pose.square().sum(1)
+    return (
+        targets.observed * data
+    ).sum() + config.regularization_weight * regularization.sum()
+
+
+def _make_optimizer(parameter: torch.Tensor, config: IKConfig, lr: float, steps: int):
+    if config.optimizer == "adam":
+        return torch.optim.Adam([parameter], lr=lr)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD([parameter], lr=lr, momentum=0.9)
+    return torch.optim.LBFGS(
+        [parameter], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe"
+    )
+
+
+def _limit_loss(model, finger_pose: torch.Tensor, config: IKConfig) -> torch.Tensor:
+    if config.joint_limit_weight == 0:
+        return finger_pose.new_zeros(())
+    penalty = model.joint_limit_penalty(_full_pose(finger_pose))
+    return config.joint_limit_weight * penalty.sum()
+
+
+def _optimize(finger_pose, optimizer, loss_fn, steps: int, config: IKConfig) -> None:
+    """Run `steps` optimizer steps of `loss_fn(step) -> scalar` on finger_pose."""
+    if config.optimizer == "lbfgs":
+        counter = iter(range(10**9))
+
+        def closure():
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(next(counter))
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+        return
+    for step in range(steps):
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(step).backward()
+        optimizer.step()
+
+
+def _finish(model, finger_pose, targets: _Targets, config: IKConfig):
+    """Final alignment -> pose (B, 48) with global orient, joints (B, 21, 3) mm and
+    residual (B,) mm (NaN where unobserved)."""
+    with torch.no_grad():
+        hand_frame_joints = model.joints(_full_pose(finger_pose))
+        targets.realign(hand_frame_joints, config.alignment)
+        distance = (hand_frame_joints - targets.aligned_mm).norm(dim=-1)  # (B, 21)
+        residual_mm = distance.mean(1)
+        residual_mm[targets.observed == 0] = float("nan")
+        # the alignment maps landmarks into the hand frame; its inverse orients
+        orient = matrix_to_axis_angle(targets.transform.rotation.transpose(1, 2))
+        orient[targets.observed == 0] = 0.0
+        pose = torch.cat([orient, finger_pose], 1)
+        return pose, model.joints(pose), residual_mm
+
+
+def _label_valid(residual_mm: np.ndarray, scores: np.ndarray, config) -> np.ndarray:
+    finite = np.isfinite(residual_mm)
+    residual_ok = np.where(finite, residual_mm, np.inf) < config.max_residual_mm
+    return finite & residual_ok & (np.asarray(scores) > config.min_score)
+
+
+def _prepare_landmarks(landmarks_m, model, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """(T, 21, 3) metres with NaN frames -> mm tensor with unobserved frames set to
+    the rest joints (placeholders that the loss masks out), and observed (T,)."""
+    landmarks_mm = torch.as_tensor(np.asarray(landmarks_m), dtype=dtype) * 1000.0
+    observed = torch.isfinite(landmarks_mm).all(-1).all(-1)  # (T,)
+    rest = model.rest_joints_mm.detach().to(dtype)
+    landmarks_mm[~observed] = rest
+    return landmarks_mm, observed.to(dtype)
+
+
+def fit_sequence(
+    landmarks_m: np.ndarray,
+    scores: np.ndarray,
+    config: IKConfig | None = None,
+    model: HandModel | None = None,
+) -> SequenceFit:
+    """Fit a whole session at once: landmarks (T, 21, 3) metres (NaN where detection
+    failed) and scores (T,) -> SequenceFit. All frames are optimised together, with
+    smoothness between consecutive frames (which also carries unobserved frames)."""
+    config = config or IKConfig()
+    model = model or HandModel()
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(config.num_threads or os.cpu_count() or 1)
+    try:
+        pose, joints_mm, residual_mm = _fit_all_frames(landmarks_m, config, model)
+    finally:
+        torch.set_num_threads(previous_threads)
+    return SequenceFit(
+        pose=pose.numpy().astype(np.float32),
+        joints_mm=joints_mm.numpy().astype(np.float32),
+        ik_error_mm=residual_mm.numpy().astype(np.float32),
+        label_valid=_label_valid(residual_mm.numpy(), scores, config),
+    )
+
+
+def _fit_all_frames(landmarks_m, config: IKConfig, model):
+    dtype = model.rest_joints_mm.dtype
+    landmarks_mm, observed = _prepare_landmarks(landmarks_m, model, dtype)
+    targets = _Targets(landmarks_mm, observed)
+    finger_pose = torch.zeros(len(landmarks_mm), 45, dtype=dtype, requires_grad=True)
+    steps = config.sequence_iterations
+    optimizer = _make_optimizer(
+        finger_pose, config, config.sequence_learning_rate, steps
+    )
+
+    def loss_fn(step: int) -> torch.Tensor:
+        joints_mm = model.joints(_full_pose(finger_pose))
+        if step % config.realign_every == 0:
+            targets.realign(joints_mm, config.alignment)
+        jerk = (finger_pose[1:] - finger_pose[:-1]).square().sum()
+        return (
+            _frame_losses(finger_pose, joints_mm, targets, config)
+            + config.smoothness_weight * jerk
+            + _limit_loss(model, finger_pose, config)
+        )
+
+    _optimize(finger_pose, optimizer, loss_fn, steps, config)
+    return _finish(model, finger_pose.detach(), targets, config)
+
+
+class StreamingIK:
+    """Live IK, one frame at a time: each fit starts from the previous frame's pose
+    and runs `config.iterations` steps (`cold_start_iterations` for the first frame
+    and after a lost track). Adam's moments carry across frames."""
+
+    def __init__(self, config: IKConfig | None = None, hand_model=None):
+        self.config = config or IKConfig()
+        self.model = hand_model or HandModel()
+        dtype = self.model.rest_joints_mm.dtype
+        self._finger_pose = torch.zeros(1, 45, dtype=dtype, requires_grad=True)
+        self._tracking = False
+        self._last = None  # the last FrameFit, held through missing frames
+        self._model64 = copy.deepcopy(self.model).double()
+        self._limits, self._mirror = _limit_tables(self.model)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the track: the next frame starts cold from the flat hand."""
+        with torch.no_grad():
+            self._finger_pose.zero_()
+        self._tracking = False
+        self._adam_state = {"step": 0, "m": np.zeros(45), "v": np.zeros(45)}
+        self._new_optimizer(self.config.cold_start_iterations)
+
+    def _new_optimizer(self, steps: int) -> None:
+        rate = self.config.sequence_learning_rate
+        if self._tracking:
+            rate = self.config.learning_rate
+        self._optimizer = _make_optimizer(self._finger_pose, self.config, rate, steps)
+
+    def fit_frame(self, landmarks_m: np.ndarray, score: float) -> FrameFit:
+        """Landmarks (21, 3) metres (NaN if detection failed), detection score ->
+        FrameFit. A missing frame returns the last fit (or the flat hand), invalid."""
+        dtype = self._finger_pose.dtype
+        landmarks_mm = torch.as_tensor(np.asarray(landmarks_m), dtype=dtype) * 1000.0
+        if not torch.isfinite(landmarks_mm).all():
+            return self._missing_frame()
+        targets = _Targets(landmarks_mm.reshape(1, 21, 3), torch.ones(1, dtype=dtype))
+        if self._tracking and self.config.streaming_linearized:
+            pose, joints_mm, residual_mm = self._fit_linearized(targets)
+        else:
+            steps = self.config.iterations if self._tracking else None
+            pose, joints_mm, residual_mm = self._fit(targets, steps)
+        residual = float(residual_mm[0])
+        valid = bool(_label_valid(np.array([residual]), np.array([score]), self.config))
+        self._last = FrameFit(pose[0].numpy(), joints_mm[0].numpy(), residual, valid)
+        return self._last
+
+    def _fit(self, targets: _Targets, steps: int | None):
+        config, model, finger_pose = self.config, self.model, self._finger_pose
+        if steps is None:  # cold start: a longer run at the batched rate
+            steps = config.cold_start_iterations
+        previous = finger_pose.detach().clone()
+
+        def loss_fn(step: int) -> torch.Tensor:
+            joints_mm = model.joints(_full_pose(finger_pose))
+            if step % config.realign_every == 0:
+                targets.realign(joints_mm, config.alignment)
+            jerk = (finger_pose - previous).square().sum() if self._tracking else 0.0
+            return (
+                _frame_losses(finger_pose, joints_mm, targets, config)
+                + config.smoothness_weight * jerk
+                + _limit_loss(model, finger_pose, config)
+            )
+
+        _optimize(finger_pose, self._optimizer, loss_fn, steps, config)
+        if not self._tracking:
+            self._tracking = True
+            self._new_optimizer(config.iterations)
+        return _finish(model, finger_pose.detach(), targets, config)
+
+    def _fit_linearized(self, targets: _Targets):
+        """`config.iterations` Adam steps on the model linearised at the warm start,
+        landmarks aligned once onto the warm start's joints."""
+        finger_pose = self._finger_pose
+        start = finger_pose.detach()[0].double().numpy()
+        linear = linearized_ik.joints_and_jacobian(self._model64, start)
+        start_joints = torch.as_tensor(linear[0], dtype=finger_pose.dtype)
+        targets.realign(start_joints.unsqueeze(0), self.config.alignment)
+        aligned = targets.aligned_mm[0].double().numpy()
+        directions = targets.bone_directions[0].double().numpy()
+        fitted = linearized_ik.adam_steps(
+            start,
+            start,
+            linear,
+            (aligned, directions),
+            (self._limits, self._mirror),
+            self.config,
+            self._adam_state,
+        )
+        with torch.no_grad():
+            finger_pose.copy_(torch.as_tensor(fitted).unsqueeze(0))
+        return _finish(self.model, finger_pose.detach(), targets, self.config)
+
+    def _missing_frame(self) -> FrameFit:
+        if self._last is None:
+            pose = np.zeros(48, np.float32)
+            joints_mm = self.model.rest_joints_mm.detach().numpy()
+            return FrameFit(pose, joints_mm.astype(np.float32), float("nan"), False)
+        return self._last._replace(residual_mm=float("nan"), valid=False)
+
+
+def _limit_tables(model) -> tuple[dict, np.ndarray]:
+    """Right-hand joint-limit tables (float64 numpy) and the (45,) sign flip that
+    mirrors this model's finger pose into a right hand's."""
+    right = model if isinstance(model, HandModel) else model.limits
+    limits = {
+        "split": right.limit_split.double().numpy(),
+        "low": right.limit_low.double().numpy(),
+        "high": right.limit_high.double().numpy(),
+    }
+    mirror = np.ones(45) if model.is_right else np.tile([1.0, -1.0, -1.0], 15)
+    return limits, mirror
