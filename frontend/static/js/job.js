@@ -10,9 +10,13 @@ function bars(container, labels, values, yLabel) {
     height: 220,
     legend: { show: false },
     cursor: { show: false },
-    scales: { x: { time: false } },
+    // bars start at zero, with half a bar of room at either end
+    scales: {
+      x: { time: false, range: (u, min, max) => [min - 0.5, max + 0.5] },
+      y: { range: (u, min, max) => [0, (max || 1) * 1.1] },
+    },
     axes: [
-      { values: (u, ticks) => ticks.map((i) => labels[i] ?? "") , rotate: -45, size: 60 },
+      { values: (u, ticks) => ticks.map((i) => labels[i] ?? ""), rotate: -45, size: 60 },
       { label: yLabel },
     ],
     series: [{}, { stroke: "#2f6fed", fill: "rgba(47,111,237,0.35)", paths: uPlot.paths.bars({ size: [0.8] }) }],
