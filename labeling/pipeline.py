@@ -60,12 +60,13 @@ def ik_config(settings: dict) -> IKConfig:
 
 def label_recording(
     landmarks_m, scores, settings: dict, mano_dir: str | None = None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, handedness: str = "right",
 ) -> tuple[SequenceFit, dict]:  # fmt: skip
-    """Batched IK over a whole recording; returns the fit and its summary."""
+    """Batched IK over a whole recording; returns the fit and its summary.
+    A left hand is fitted with the mirrored model."""
     check_landmarks(landmarks_m, scores)
     config = ik_config(settings)
-    model = load_hand_model(mano_dir)
+    model = load_hand_model(mano_dir, is_right=handedness != "left")
     fit = fit_in_blocks(landmarks_m, scores, config, model, progress or _no_progress)
     return fit, summarize(fit, landmarks_m, config)
 

@@ -34,6 +34,7 @@ def simulate_session(seconds: float, seed: int = 0, **config) -> SessionRecordin
             device="simulated", sampling_rate_hz=rate_hz,
             channel_names=tuple(simulator.channel_names), subject=f"simulated-{seed}",
             protocol="simulated default", device_info=simulator.config.as_dict(),
+            handedness=simulator.config.handedness,
         ),
     )  # fmt: skip
 

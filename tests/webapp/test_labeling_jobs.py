@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
+from labeling.pipeline import label_recording
 from recorder.session_file import read_session, write_session
 from recorder.simulate_file import simulate_session
 from webapp.jobs.models import Job
@@ -22,11 +23,10 @@ SETTINGS = {"alignment": "umeyama_scale", "optimizer": "adam"}
 def recorded(alice, storage):
     """Alice's session: 4 s of a simulated person with webcam landmarks."""
 
-    def record(**changes):
+    def record(handedness="right", **changes):
         path = storage / "source.h5"
-        write_session(
-            path, dataclasses.replace(simulate_session(4.0, seed=5), **changes)
-        )
+        source = simulate_session(4.0, seed=5, handedness=handedness)
+        write_session(path, dataclasses.replace(source, **changes))
         return import_session_file(alice, path, "Sim")
 
     return record
@@ -57,6 +57,15 @@ def test_labeling_writes_labels_and_keeps_the_landmarks(recorded):
         sum(job.result["residual_histogram"]["counts"]) == job.result["detected_frames"]
     )
     assert job.progress_done == job.progress_total == frames
+
+
+def test_a_left_hand_is_fitted_with_the_mirrored_model(recorded):
+    session = recorded(handedness="left")
+    landmarks = read_session(session.file.path)
+    job = run_job(session)
+    assert job.status == "complete", job.error
+    _, wrong_hand = label_recording(landmarks.landmarks, landmarks.landmark_score, {})
+    assert job.result["mean_residual_mm"] < wrong_hand["mean_residual_mm"]
 
 
 def test_relabeling_with_other_settings_keeps_the_raw_landmarks(recorded):

@@ -49,6 +49,7 @@ def _label_file(job: Job) -> dict:
     fit, summary = label_recording(
         recording.landmarks, recording.landmark_score, job.config,
         mano_dir=settings.MANO_MODEL_DIR or None, progress=ProgressReporter(job.pk),
+        handedness=recording.attrs.handedness,
     )  # fmt: skip
     labelled = dataclasses.replace(
         recording, pose=fit.pose, joints=fit.joints_mm, ik_error=fit.ik_error_mm,
