@@ -1,8 +1,9 @@
 """Labeling command line: `python -m labeling COMMAND ...`; see `--help`.
 
 detect: webcam photos -> MediaPipe hand landmarks (JSON lines + an .npz).
-The `fit`, `experiments` and `bench` subcommands come next, each as one more
-entry in SUBCOMMANDS.
+fit:    landmarks from a .npy/.json/.pbtxt file -> IK labels (labeling.fit_commands).
+bench:  IK speed and accuracy on simulated landmarks (labeling.fit_commands).
+The `experiments` subcommand comes next, as one more entry in SUBCOMMANDS.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from labeling.experiments import add_experiments_parser
+from labeling.fit_commands import add_bench_parser, add_fit_parser
 from labeling.landmarks import DETECTOR_KINDS, NUM_LANDMARKS
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -119,7 +122,12 @@ def add_detect_parser(subparsers) -> None:
     parser.set_defaults(run=run_detect)
 
 
-SUBCOMMANDS = {"detect": add_detect_parser}
+SUBCOMMANDS = {
+    "detect": add_detect_parser,
+    "fit": add_fit_parser,
+    "bench": add_bench_parser,
+    "experiments": add_experiments_parser,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
