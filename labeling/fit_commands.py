@@ -282,7 +282,7 @@ def bench_batched(landmarks_m, scores, truth_mm, seen, config, model) -> dict:
         "residual_mm": _rounded(np.nanmean(fit.ik_error_mm)),
         "true_error_mm": _rounded(true_error_mm),
         "valid_fraction": _rounded(fit.label_valid.mean(), 4),
-        "threads": config.num_threads or os.cpu_count() or 1,
+        "threads": batched_threads(config, model) or 1,
     }
 
 

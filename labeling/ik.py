@@ -15,6 +15,9 @@ The seed's Eq. (1), per frame t:
 Two modes share the loss: `StreamingIK` (live, one frame at a time, warm-started
 from the previous frame with a fixed iteration budget) and `fit_sequence` (a whole
 session at once, vectorised over frames, smoothness across the sequence).
+For the built-in hand both run without autograd: the batched Adam takes the loss's
+gradient in closed form (`_ChainHand`, frames-last tensors), and streaming runs in
+float64 numpy (`linearized_ik`); other models (MANO) and L-BFGS use autograd.
 A frame whose landmarks hold NaN (failed detection) never enters the data term; its
 ik_error_mm is NaN and label_valid False. Nothing is zero-filled.
 """
@@ -31,7 +34,11 @@ import torch
 
 from labeling import linearized_ik
 from labeling.alignment import ALIGNMENTS, align, apply
-from labeling.hand_model import HandModel, matrix_to_axis_angle
+from labeling.hand_model import (
+    MIRROR_AXIS_ANGLE,
+    HandModel,
+    matrix_to_axis_angle,
+)
 
 OPTIMIZERS = ("adam", "sgd", "lbfgs")
 # Parent of each MediaPipe joint 1..20 (the bones' start joints).
@@ -56,7 +63,10 @@ class IKConfig:
     realign_every: int = 5  # iterations between alignment updates
     min_score: float = 0.7  # label_valid needs detection score above this (seed)
     max_residual_mm: float = 25.0  # ... and an IK residual below this (seed)
-    num_threads: int | None = None  # batched mode; None: all cores
+    # batched mode; None: one thread for the built-in hand (its closed-form fit is
+    # short elementwise ops that gain ~10% from a second core and stall badly when
+    # OpenMP threads compete for busy cores), all cores for other models (autograd)
+    num_threads: int | None = None
     streaming_linearized: bool = True  # streaming steps on a per-frame linearisation
 
     def __post_init__(self) -> None:
@@ -210,7 +220,7 @@ def fit_sequence(
     config = config or IKConfig()
     model = model or HandModel()
     previous_threads = torch.get_num_threads()
-    torch.set_num_threads(config.num_threads or os.cpu_count() or 1)
+    torch.set_num_threads(batched_threads(config, model))
     try:
         pose, joints_mm, residual_mm = _fit_all_frames(landmarks_m, config, model)
     finally:
@@ -223,7 +233,25 @@ def fit_sequence(
     )
 
 
+def _closed_form(config: IKConfig, model) -> bool:
+    """Whether the batched fit takes the closed-form gradient path."""
+    return isinstance(model, HandModel) and config.optimizer != "lbfgs"
+
+
+def batched_threads(config: IKConfig, model) -> int:
+    """Threads `fit_sequence` uses for this config and model (IKConfig.num_threads)."""
+    if config.num_threads:
+        return config.num_threads
+    return 1 if _closed_form(config, model) else os.cpu_count() or 1
+
+
 def _fit_all_frames(landmarks_m, config: IKConfig, model):
+    if _closed_form(config, model):
+        return _fit_all_frames_analytic(landmarks_m, config, model)
+    return _fit_all_frames_autograd(landmarks_m, config, model)
+
+
+def _fit_all_frames_autograd(landmarks_m, config: IKConfig, model):
     dtype = model.rest_joints_mm.dtype
     landmarks_mm, observed = _prepare_landmarks(landmarks_m, model, dtype)
     targets = _Targets(landmarks_mm, observed)
@@ -248,6 +276,45 @@ def _fit_all_frames(landmarks_m, config: IKConfig, model):
     return _finish(model, finger_pose.detach(), targets, config)
 
 
+def _fit_all_frames_analytic(landmarks_m, config: IKConfig, model: HandModel):
+    """`_fit_all_frames` for the built-in hand with Adam or SGD: the same loss and
+    optimizer, with the gradient in closed form (`_ChainHand`) instead of autograd.
+    A left hand is fitted as the mirrored right hand, then mirrored back."""
+    dtype = model.rest_joints_mm.dtype
+    landmarks_mm, observed = _prepare_landmarks(landmarks_m, model, dtype)
+    targets = _Targets(landmarks_mm, observed)
+    mirror = landmarks_mm.new_tensor([1.0 if model.is_right else -1.0, 1.0, 1.0])
+    right_targets = _Targets(landmarks_mm * mirror, observed)
+    hand = _ChainHand(model)
+    frames = len(landmarks_mm)
+    finger = torch.zeros(3, 5, 3, frames, dtype=dtype, requires_grad=True)
+    steps = config.sequence_iterations
+    optimizer = _make_optimizer(finger, config, config.sequence_learning_rate, steps)
+    smoothness = 2.0 * config.smoothness_weight
+    regularization = 2.0 * config.regularization_weight
+    for step in range(steps):
+        pose = finger.detach()
+        points, terms = hand.forward(pose)
+        if step % config.realign_every == 0:
+            right_targets.realign(_to_joints(points), config.alignment)
+            aligned = _to_points(right_targets.aligned_mm)
+            directions = _to_points(right_targets.bone_directions, bones=True)
+        point_gradient = _point_gradient(points, aligned, directions, observed, config)
+        gradient = hand.gradient(pose, points, terms, point_gradient)
+        gradient += regularization * pose
+        step_difference = smoothness * (pose[..., 1:] - pose[..., :-1])
+        gradient[..., 1:] += step_difference
+        gradient[..., :-1] -= step_difference
+        if config.joint_limit_weight:
+            gradient += config.joint_limit_weight * hand.limit_gradient(pose)
+        finger.grad = gradient
+        optimizer.step()
+    finger_pose = hand.to_mano(finger.detach())
+    if not model.is_right:
+        finger_pose = finger_pose * finger_pose.new_tensor(MIRROR_AXIS_ANGLE).repeat(15)
+    return _finish(model, finger_pose, targets, config)
+
+
 class StreamingIK:
     """Live IK, one frame at a time: each fit starts from the previous frame's pose
     and runs `config.iterations` steps (`cold_start_iterations` for the first frame
@@ -262,6 +329,13 @@ class StreamingIK:
         self._last = None  # the last FrameFit, held through missing frames
         self._model64 = copy.deepcopy(self.model).double()
         self._limits, self._mirror = _limit_tables(self.model)
+        self._limit_terms = linearized_ik.limit_matrix((self._limits, self._mirror))
+        # the built-in hand's tracking steps run in numpy (torch's per-call overhead
+        # dominates at one frame); other models take the torch path
+        self._hand = None
+        self._linear_cache = None  # (state key, finger pose, joints, Jacobian)
+        if isinstance(self.model, HandModel):
+            self._hand = linearized_ik.NumpyHand(self.model)
         self.reset()
 
     def reset(self) -> None:
@@ -281,6 +355,25 @@ class StreamingIK:
     def fit_frame(self, landmarks_m: np.ndarray, score: float) -> FrameFit:
         """Landmarks (21, 3) metres (NaN if detection failed), detection score ->
         FrameFit. A missing frame returns the last fit (or the flat hand), invalid."""
+        config = self.config
+        numpy_path = self._hand is not None and config.streaming_linearized
+        if numpy_path and (self._tracking or config.optimizer == "adam"):
+            landmarks_mm = np.asarray(landmarks_m, dtype=np.float64).reshape(21, 3)
+            if not np.isfinite(landmarks_mm).all():
+                return self._missing_frame()
+            landmarks_mm = landmarks_mm * 1000.0
+            if not self._tracking:  # cold start, as `_fit` runs it
+                fitted = linearized_ik.cold_start(
+                    self._hand, landmarks_mm, self._limit_terms, config
+                )
+                with torch.no_grad():
+                    self._finger_pose.copy_(torch.from_numpy(fitted).unsqueeze(0))
+                self._tracking = True
+                self._new_optimizer(config.iterations)
+                self._last = self._finish_numpy(fitted, landmarks_mm, score)
+                return self._last
+            self._last = self._fit_linearized_numpy(landmarks_mm, score)
+            return self._last
         dtype = self._finger_pose.dtype
         landmarks_mm = torch.as_tensor(np.asarray(landmarks_m), dtype=dtype) * 1000.0
         if not torch.isfinite(landmarks_mm).all():
@@ -342,6 +435,61 @@ class StreamingIK:
             finger_pose.copy_(torch.as_tensor(fitted).unsqueeze(0))
         return _finish(self.model, finger_pose.detach(), targets, self.config)
 
+    def _fit_linearized_numpy(self, landmarks_mm: np.ndarray, score) -> FrameFit:
+        """`_fit_linearized` and `_finish` for the built-in hand, in float64 numpy."""
+        config, hand = self.config, self._hand
+        current = self._finger_pose.detach()[0].numpy()
+        cache = self._linear_cache
+        if cache is not None and np.array_equal(cache[0], current):
+            start, linear = cache[1], cache[2:]
+        else:
+            start = current.astype(np.float64)
+            linear = hand.joints_and_jacobian(start)
+        scale, rotation, shift = linearized_ik.align(
+            landmarks_mm, linear[0], config.alignment
+        )
+        aligned = scale * landmarks_mm @ rotation.T + shift
+        bones = aligned[1:] - aligned[BONE_PARENTS]
+        length = np.sqrt((bones * bones).sum(1, keepdims=True))
+        directions = bones / length.clip(1e-9)
+        fitted = linearized_ik.adam_steps_precomputed(
+            start,
+            start,
+            linear,
+            (aligned, directions),
+            self._limit_terms,
+            config,
+            self._adam_state,
+        )
+        with torch.no_grad():
+            self._finger_pose.copy_(torch.from_numpy(fitted).unsqueeze(0))
+        return self._finish_numpy(fitted, landmarks_mm, score)
+
+    def _finish_numpy(self, fitted, landmarks_mm, score) -> FrameFit:
+        """`_finish` in numpy: exact joints, final alignment, residual and global
+        orient. The linearisation at the fitted pose is kept for the next frame's
+        warm start (keyed by the pose as the torch state holds it)."""
+        config, hand = self.config, self._hand
+        joints_mm, jacobian = hand.joints_and_jacobian(fitted)
+        key = self._finger_pose.detach()[0].numpy().copy()
+        self._linear_cache = (key, fitted, joints_mm, jacobian)
+        scale, rotation, shift = linearized_ik.align(
+            landmarks_mm, joints_mm, config.alignment
+        )
+        aligned = scale * landmarks_mm @ rotation.T + shift
+        distance = np.sqrt(((joints_mm - aligned) ** 2).sum(1))
+        residual = float(distance.mean())
+        orient = linearized_ik.matrix_to_axis_angle(rotation.T)
+        pose = np.concatenate([orient, fitted]).astype(np.float32)
+        # the global orient rotates the whole hand about the wrist
+        world_mm = joints_mm @ linearized_ik.rodrigues(orient).T
+        valid = bool(
+            np.isfinite(residual)
+            and residual < config.max_residual_mm
+            and score > config.min_score
+        )
+        return FrameFit(pose, world_mm.astype(np.float32), residual, valid)
+
     def _missing_frame(self) -> FrameFit:
         if self._last is None:
             pose = np.zeros(48, np.float32)
@@ -361,3 +509,158 @@ def _limit_tables(model) -> tuple[dict, np.ndarray]:
     }
     mirror = np.ones(45) if model.is_right else np.tile([1.0, -1.0, -1.0], 15)
     return limits, mirror
+
+
+# The batched fit's closed-form gradient. Tensors are component-major with frames
+# last: points (3, 5, 4, T) [xyz, finger, joint along the finger, frame], finger pose
+# (3, 5, 3, T) [xyz, finger, segment, frame], rotations (3, 3, 5, 3, T), so every
+# elementwise op runs over long contiguous rows (batched 3x3 products in torch are
+# ~10x slower on CPU).
+
+
+def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(3, 3, ...) @ (3, 3, ...) over the leading matrix dims."""
+    return a[:, 0:1] * b[0:1] + a[:, 1:2] * b[1:2] + a[:, 2:3] * b[2:3]
+
+
+def _matvec(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """(3, 3, ...) @ (3, ...)."""
+    return a[:, 0] * v[0] + a[:, 1] * v[1] + a[:, 2] * v[2]
+
+
+def _matvec_t(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """(3, 3, ...)ᵀ @ (3, ...)."""
+    return a[0] * v[0] + a[1] * v[1] + a[2] * v[2]
+
+
+def _cross(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Cross product over the leading dim of (3, ...) tensors."""
+    x = a[1] * b[2] - a[2] * b[1]
+    y = a[2] * b[0] - a[0] * b[2]
+    return torch.stack([x, y, a[0] * b[1] - a[1] * b[0]])
+
+
+def _rotations(axis_angle: torch.Tensor):
+    """(3, ...) axis-angles -> Rodrigues rotations (3, 3, ...) and the coefficients
+    a = (1 - cos θ) / θ², b = (θ - sin θ) / θ³ of the right Jacobian of SO(3),
+    Jr = I - a K + b K² with K = [θ]x, so that R(θ + δ) ≈ R(θ) exp([Jr δ]x)."""
+    x, y, z = axis_angle
+    angle_sq = x * x + y * y + z * z
+    angle = torch.sqrt(angle_sq + 1e-12)
+    half_sin = torch.sin(0.5 * angle) / angle
+    a = 2.0 * half_sin * half_sin  # as hand_model: precise in float32 near zero
+    sin_over_angle = torch.sin(angle) / angle
+    series = 1.0 / 6.0 - angle_sq / 120.0 + angle_sq * angle_sq / 5040.0
+    exact = (1.0 - sin_over_angle) / angle_sq.clamp_min(1e-12)
+    b = torch.where(angle < 0.3, series, exact)
+    ax, ay, az = a * x, a * y, a * z
+    sx, sy, sz = sin_over_angle * x, sin_over_angle * y, sin_over_angle * z
+    axy, axz, ayz = ax * y, ax * z, ay * z
+    entries = [
+        *(1.0 - ay * y - az * z, axy - sz, axz + sy),
+        *(axy + sz, 1.0 - ax * x - az * z, ayz - sx),
+        *(axz - sy, ayz + sx, 1.0 - ax * x - ay * y),
+    ]
+    return torch.stack(entries).view((3, 3) + axis_angle.shape[1:]), a, b
+
+
+class _ChainHand:
+    """The built-in right hand's forward kinematics (zero global orient) and the
+    gradient of a loss on its joints w.r.t. the finger pose, in closed form: for
+    segment s with chain rotation W_s at joint o_s, d joint_k / dδ = (W_s Jr δ) x
+    (joint_k - o_s) for the joints k past it, so dL/dθ_s = Jrᵀ W_sᵀ τ_s with the
+    torque τ_s = Σ_k (joint_k - o_s) x dL/d joint_k."""
+
+    def __init__(self, model: HandModel):
+        self.slots = (model.slots - 1).reshape(-1)  # (15,) MANO slot per finger joint
+        self.base = model.base_mm.T.reshape(3, 5, 1)
+        self.segments = model.segments_mm.permute(2, 0, 1).unsqueeze(-1)  # (3,5,3,1)
+        split = model.limit_split[self.slots]  # (15, 3, 3)
+        self.split = split.permute(1, 2, 0).reshape(3, 3, 5, 3, 1)
+        self.low = model.limit_low[self.slots].T.reshape(3, 5, 3, 1)
+        self.high = model.limit_high[self.slots].T.reshape(3, 5, 3, 1)
+
+    def to_mano(self, finger: torch.Tensor) -> torch.Tensor:
+        """(3, 5, 3, T) finger pose -> (T, 45) in MANO slot order."""
+        frames = finger.shape[-1]
+        pose = finger.new_empty(frames, 15, 3)
+        pose[:, self.slots] = finger.permute(3, 1, 2, 0).reshape(frames, 15, 3)
+        return pose.reshape(frames, 45)
+
+    def forward(self, finger: torch.Tensor):
+        """(3, 5, 3, T) finger pose -> joints (3, 5, 4, T) and the chain terms."""
+        rotations, a, b = _rotations(finger)  # (3, 3, 5, 3, T)
+        chain = [rotations[:, :, :, 0]]
+        chain.append(_matmul(chain[0], rotations[:, :, :, 1]))
+        chain.append(_matmul(chain[1], rotations[:, :, :, 2]))
+        points = finger.new_empty(3, 5, 4, finger.shape[-1])
+        points[:, :, 0] = self.base
+        for segment in range(3):
+            bone = _matvec(chain[segment], self.segments[:, :, segment])
+            points[:, :, segment + 1] = points[:, :, segment] + bone
+        return points, (chain, a, b)
+
+    def gradient(self, finger, points, terms, point_gradient) -> torch.Tensor:
+        """dL/d joints (3, 5, 4, T) -> dL/d finger pose (3, 5, 3, T)."""
+        chain, a, b = terms
+        gradient = torch.empty_like(finger)
+        force = point_gradient[:, :, 3]  # Σ of dL/d joint over the joints past s
+        moment = _cross(points[:, :, 3], force)  # Σ of joint x dL/d joint
+        for segment in (2, 1, 0):
+            torque = moment - _cross(points[:, :, segment], force)
+            local = _matvec_t(chain[segment], torque)
+            axis_angle = finger[:, :, segment]
+            turned = _cross(axis_angle, local)
+            gradient[:, :, segment] = (
+                local
+                + a[:, segment] * turned
+                + b[:, segment] * _cross(axis_angle, turned)
+            )
+            if segment:
+                force = force + point_gradient[:, :, segment]
+                moment = moment + _cross(
+                    points[:, :, segment], point_gradient[:, :, segment]
+                )
+        return gradient
+
+    def limit_gradient(self, finger: torch.Tensor) -> torch.Tensor:
+        """Gradient (3, 5, 3, T) of the joint-limit penalty (see hand_model)."""
+        components = _matvec(self.split, finger)
+        excess = (components - self.high).clamp_min(0) - (
+            self.low - components
+        ).clamp_min(0)
+        return 2.0 * _matvec_t(self.split, excess)
+
+
+def _to_points(joints: torch.Tensor, bones: bool = False) -> torch.Tensor:
+    """(T, 21, 3) joints (or (T, 20, 3) bones when `bones`) -> (3, 5, 4, T)."""
+    fingers = joints if bones else joints[:, 1:]
+    return fingers.permute(2, 1, 0).reshape(3, 5, 4, -1).contiguous()
+
+
+def _to_joints(points: torch.Tensor) -> torch.Tensor:
+    """(3, 5, 4, T) -> (T, 21, 3) with the wrist at the origin."""
+    frames = points.shape[-1]
+    joints = points.new_zeros(frames, 21, 3)
+    joints[:, 1:] = points.reshape(3, 20, frames).permute(2, 1, 0)
+    return joints
+
+
+def _point_gradient(points, aligned, directions, observed, config) -> torch.Tensor:
+    """Gradient (3, 5, 4, T) of the position and bone-direction terms w.r.t. the
+    joints; aligned landmarks and target bone directions (3, 5, 4, T), observed (T,).
+    """
+    scale = 2.0 * config.position_weight / config.position_unit_mm**2
+    gradient = scale * (points - aligned)
+    bones = torch.cat([points[:, :, :1], points[:, :, 1:] - points[:, :, :-1]], 2)
+    inverse_length = 1.0 / torch.sqrt((bones * bones).sum(0)).clamp_min(1e-9)
+    unit = bones * inverse_length
+    cosine = (unit * directions).sum(0)
+    # d(1 - cos)/d bone, applied to the bone's child (+) and parent (-) joints
+    bone_gradient = (directions - cosine * unit) * (
+        -config.direction_weight * inverse_length
+    )
+    gradient += bone_gradient
+    gradient[:, :, :3] -= bone_gradient[:, :, 1:]
+    gradient *= observed
+    return gradient

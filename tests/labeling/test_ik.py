@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from labeling import alignment
+from labeling import alignment, ik
 from labeling.ik import IKConfig, StreamingIK, fit_sequence
 from recorder.simulation import ArmbandSimulator, SimulatorConfig
 
@@ -140,3 +140,77 @@ def test_streaming_holds_the_last_fit_through_a_missing_frame(session):
     missing = streaming.fit_frame(np.full((21, 3), np.nan), 0.1)
     assert not missing.valid and math.isnan(missing.residual_mm)
     np.testing.assert_array_equal(missing.joints_mm, first.joints_mm)
+
+
+def test_closed_form_gradient_matches_autograd():
+    from labeling.hand_model import HandModel
+    from labeling.ik import _ChainHand
+
+    torch.manual_seed(0)
+    model = HandModel(dtype=torch.float64)
+    hand = _ChainHand(model)
+    pose = torch.randn(7, 45, dtype=torch.float64) * 0.6
+    pose[0] = 0.0
+    pose[1, :9] = 1e-4  # near the identity
+    pose.requires_grad_(True)
+    joints = model.joints(torch.nn.functional.pad(pose, (3, 0)))  # (7, 21, 3)
+    weights = torch.randn(7, 21, 3, dtype=torch.float64)
+    (joints * weights).sum().backward()
+    finger = pose.detach().reshape(7, 15, 3)[:, hand.slots]  # (7, 15 finger order, 3)
+    finger = finger.permute(2, 1, 0).reshape(3, 5, 3, 7)
+    points, terms = hand.forward(finger)
+    torch.testing.assert_close(ik._to_joints(points), joints.detach())
+    gradient = hand.gradient(finger, points, terms, ik._to_points(weights))
+    torch.testing.assert_close(hand.to_mano(gradient), pose.grad)
+
+
+@pytest.mark.parametrize("is_right", [True, False])
+def test_closed_form_fit_matches_the_autograd_fit(session, is_right):
+    from labeling.hand_model import HandModel
+
+    truth_mm, landmarks_m, scores = session
+    landmarks_m = landmarks_m[:80].copy()
+    if not is_right:
+        landmarks_m[..., 0] *= -1.0
+    model = HandModel(is_right=is_right, dtype=torch.float64)
+    config = IKConfig(sequence_iterations=30)
+    fast = ik._fit_all_frames_analytic(landmarks_m, config, model)
+    slow = ik._fit_all_frames_autograd(landmarks_m, config, model)
+    for fast_part, slow_part in zip(fast, slow, strict=True):
+        torch.testing.assert_close(
+            fast_part, slow_part, equal_nan=True, rtol=1e-5, atol=1e-5
+        )
+
+
+@pytest.mark.parametrize("is_right", [True, False])
+def test_numpy_streaming_matches_the_torch_path(session, is_right):
+    from labeling.hand_model import HandModel
+
+    truth_mm, landmarks_m, scores = session
+    landmarks_m = landmarks_m[:40].copy()
+    if not is_right:
+        landmarks_m[..., 0] *= -1.0
+    fast = StreamingIK(IKConfig(), HandModel(is_right=is_right))
+    slow = StreamingIK(IKConfig(), HandModel(is_right=is_right))
+    slow._hand = None  # the torch linearised path
+    for frame in range(40):
+        expected = slow.fit_frame(landmarks_m[frame], scores[frame])
+        got = fast.fit_frame(landmarks_m[frame], scores[frame])
+        np.testing.assert_allclose(got.joints_mm, expected.joints_mm, atol=0.05)
+        np.testing.assert_allclose(got.pose, expected.pose, atol=1e-3)
+        np.testing.assert_allclose(got.residual_mm, expected.residual_mm, atol=0.02)
+        assert got.valid == expected.valid
+        assert got.pose.dtype == np.float32 and got.joints_mm.dtype == np.float32
+
+
+def test_closed_form_jacobian_matches_finite_differences():
+    from labeling import linearized_ik
+    from labeling.hand_model import HandModel
+
+    pose = np.random.default_rng(0).normal(0.0, 0.5, 45)
+    for is_right in (True, False):
+        model = HandModel(is_right=is_right, dtype=torch.float64)
+        joints, jacobian = linearized_ik.NumpyHand(model).joints_and_jacobian(pose)
+        expected = linearized_ik.joints_and_jacobian(model, pose)
+        np.testing.assert_allclose(joints, expected[0], atol=1e-9)
+        np.testing.assert_allclose(jacobian, expected[1], atol=1e-3)
