@@ -20,7 +20,13 @@ import torch
 
 from labeling.alignment import ALIGNMENTS, apply, umeyama
 from labeling.hand_model import load_hand_model
-from labeling.ik import OPTIMIZERS, IKConfig, SequenceFit, StreamingIK
+from labeling.ik import (
+    OPTIMIZERS,
+    IKConfig,
+    SequenceFit,
+    StreamingIK,
+    batched_threads,
+)
 from labeling.pbtxt import read_landmarks_pbtxt
 from labeling.pipeline import check_landmarks, fit_in_blocks, ik_config
 
