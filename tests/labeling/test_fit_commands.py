@@ -1,7 +1,6 @@
 """`python -m labeling fit` and `bench`: file formats, bad input, the JSON lines."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +12,6 @@ from labeling.__main__ import main
 from recorder.simulation import ArmbandSimulator, SimulatorConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-HANDS_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "mediapipe_hands"
-RECORDED_NAMES = ("pointing_up", "thumb_up", "victory")
 FIT_KEYS = {"frames", "mean_residual_mm", "median_residual_mm", "valid_fraction", "fps"}
 BENCH_KEYS = {
     "batched_fps",
@@ -48,15 +45,6 @@ def simulated_landmarks_m() -> np.ndarray:
     landmarks_m = landmarks_m.astype(np.float64)
     landmarks_m[MISSING_FRAME] = np.nan
     return landmarks_m
-
-
-@pytest.fixture(params=RECORDED_NAMES)
-def recorded_path(request) -> Path:
-    if not HANDS_DIR.is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"shared MediaPipe landmark files missing at {HANDS_DIR}")
-        pytest.skip(f"shared MediaPipe landmark files not found at {HANDS_DIR}")
-    return HANDS_DIR / f"{request.param}_landmarks.pbtxt"
 
 
 def test_fit_on_a_recorded_pbtxt_prints_a_small_residual(capsys, recorded_path):

@@ -17,9 +17,9 @@ from labeling.landmarks import (
     write_hand_landmarker_task,
 )
 from labeling.pbtxt import read_landmarks_pbtxt
+from tests.labeling.conftest import HANDS_DIR, require_hands_dir
 
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-HANDS_DIR = SHARED_DATA / "mediapipe_hands"
+SHARED_DATA = HANDS_DIR.parent
 IMAGES_DIR = HANDS_DIR / "images"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Unmirrored (its printed timestamp reads left to right): a man makes the "call"
@@ -28,9 +28,10 @@ LEFT_HAND_PHOTO = IMAGES_DIR / "call" / "044768ad-1709-44ba-b041-c2f8cbe4c166.jp
 WRIST, THUMB_TIP, INDEX_MCP, MIDDLE_MCP, PINKY_MCP = 0, 4, 5, 9, 17
 CURLED_TIPS = {"call": (12, 16), "four": (THUMB_TIP,)}
 
-pytestmark = pytest.mark.skipif(
-    not IMAGES_DIR.is_dir(), reason=f"shared hand photos not found at {IMAGES_DIR}"
-)
+
+@pytest.fixture(autouse=True)
+def shared_photos():
+    require_hands_dir()
 
 
 def photo_paths() -> list[Path]:

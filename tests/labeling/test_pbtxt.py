@@ -1,22 +1,12 @@
 """Reading MediaPipe's recorded hand landmark .pbtxt files."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from labeling.pbtxt import parse_pbtxt, read_landmarks_pbtxt
+from tests.labeling.conftest import HANDS_DIR, require_hands_dir
 
-HANDS_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "mediapipe_hands"
-RECORDED_NAMES = ("pointing_up", "thumb_up", "victory")
 WRIST, MIDDLE_MCP, INDEX_TIP, MIDDLE_TIP = 0, 9, 8, 12
-
-
-@pytest.fixture(params=RECORDED_NAMES)
-def recorded_path(request) -> Path:
-    if not HANDS_DIR.is_dir():
-        pytest.skip(f"shared MediaPipe landmark files not found at {HANDS_DIR}")
-    return HANDS_DIR / f"{request.param}_landmarks.pbtxt"
 
 
 def test_it_reads_21_landmarks_handedness_and_score(recorded_path):
@@ -39,8 +29,7 @@ def test_world_landmarks_are_in_metres(recorded_path):
 
 
 def test_the_first_and_last_values_match_the_file():
-    if not HANDS_DIR.is_dir():
-        pytest.skip(f"shared MediaPipe landmark files not found at {HANDS_DIR}")
+    require_hands_dir()
     recorded = read_landmarks_pbtxt(HANDS_DIR / "thumb_up_landmarks.pbtxt")
     np.testing.assert_allclose(
         recorded.image_landmarks[0], [0.6387502, 0.67134184, -3.4044612e-07]
@@ -51,8 +40,7 @@ def test_the_first_and_last_values_match_the_file():
 
 
 def test_pointing_up_has_the_index_finger_highest():
-    if not HANDS_DIR.is_dir():
-        pytest.skip(f"shared MediaPipe landmark files not found at {HANDS_DIR}")
+    require_hands_dir()
     image_landmarks = read_landmarks_pbtxt(
         HANDS_DIR / "pointing_up_landmarks.pbtxt"
     ).image_landmarks
