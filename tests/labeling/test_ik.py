@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from labeling import alignment, ik
+from labeling import alignment, analytic_ik, ik
 from labeling.ik import IKConfig, StreamingIK, fit_sequence
 from recorder.simulation import ArmbandSimulator, SimulatorConfig
 
@@ -143,12 +143,12 @@ def test_streaming_holds_the_last_fit_through_a_missing_frame(session):
 
 
 def test_closed_form_gradient_matches_autograd():
+    from labeling.analytic_ik import ChainHand
     from labeling.hand_model import HandModel
-    from labeling.ik import _ChainHand
 
     torch.manual_seed(0)
     model = HandModel(dtype=torch.float64)
-    hand = _ChainHand(model)
+    hand = ChainHand(model)
     pose = torch.randn(7, 45, dtype=torch.float64) * 0.6
     pose[0] = 0.0
     pose[1, :9] = 1e-4  # near the identity
@@ -159,8 +159,8 @@ def test_closed_form_gradient_matches_autograd():
     finger = pose.detach().reshape(7, 15, 3)[:, hand.slots]  # (7, 15 finger order, 3)
     finger = finger.permute(2, 1, 0).reshape(3, 5, 3, 7)
     points, terms = hand.forward(finger)
-    torch.testing.assert_close(ik._to_joints(points), joints.detach())
-    gradient = hand.gradient(finger, points, terms, ik._to_points(weights))
+    torch.testing.assert_close(analytic_ik.to_joints(points), joints.detach())
+    gradient = hand.gradient(finger, points, terms, analytic_ik.to_points(weights))
     torch.testing.assert_close(hand.to_mano(gradient), pose.grad)
 
 
