@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from labeling.alignment import align, apply
+from labeling.bone_lengths import fit_bone_scale, subject_hand
 from labeling.hand_model import HandModel
 from labeling.ik import IKConfig, StreamingIK, fit_sequence
 from labeling.pbtxt import read_landmarks_pbtxt
@@ -150,7 +151,8 @@ def fit_sessions(sessions: list[Session], config: IKConfig) -> dict:
     fits, seconds = [], 0.0
     for session in sessions:
         start = time.perf_counter()
-        fits.append(fit_sequence(session.landmarks_m, session.scores, config))
+        hand = subject_hand(session.landmarks_m, session.scores, config, HandModel())
+        fits.append(fit_sequence(session.landmarks_m, session.scores, config, hand))
         seconds += time.perf_counter() - start
     detected = [s.detected for s in sessions]
     return {
@@ -189,8 +191,28 @@ def score_fit(fit: dict, sessions: list[Session], config: IKConfig) -> dict:
     }
 
 
+MIRROR = np.array([-1.0, 1.0, 1.0])  # x -> -x: a left hand seen as a right
+
+
 def model_for(handedness: str) -> HandModel:
     return HandModel(is_right=handedness != "left")
+
+
+def real_hand(frame: RealFrame, frames: list[RealFrame], config: IKConfig):
+    """The hand for one real file, its bones fitted to the OTHER files (one frame
+    alone has about as many unknowns as data, so it could absorb its own residual
+    into its bones). Alone, a file gets the average bones."""
+    model = model_for(frame.handedness)
+    others = [other for other in frames if other is not frame]
+    if not others or not config.fit_bone_lengths:
+        return model
+    # the other hands as this side's hand: a hand of the other side is mirrored
+    landmarks_m = np.stack([
+        other.landmarks_m * (1.0 if other.handedness == frame.handedness else MIRROR)
+        for other in others
+    ])  # fmt: skip
+    scale = fit_bone_scale(landmarks_m, np.ones(len(others)), config, model)
+    return model.with_bone_scale(scale)
 
 
 def fit_real(frames: list[RealFrame], config: IKConfig) -> dict:
@@ -201,7 +223,7 @@ def fit_real(frames: list[RealFrame], config: IKConfig) -> dict:
             frame.landmarks_m[None],
             np.array([frame.score]),
             config,
-            model_for(frame.handedness),
+            real_hand(frame, frames, config),
         )
         residuals[frame.name] = float(fit.ik_error_mm[0])
         distances, _ = aligned_distances_mm(

@@ -222,7 +222,12 @@ same alignment. IK only adds value as a label source where *true* is below this.
 - **valid %**: frames with `label_valid` (score > 0.7 and residual < 25 mm); failed \
 detections count as invalid. Stands in for the seed's "convergence".
 - **real residual**: mean residual of per-frame fits of the three real files \
-(`fit_sequence` on one frame, same config; no smoothness possible).
+(`fit_sequence` on one frame, same config; no smoothness possible). Each file's \
+bone lengths are fitted on the *other two* files (`labeling.bone_lengths`), so one \
+frame cannot absorb its own residual into its bones.
+- Simulated sessions fit their bone lengths on their own frames first (256 \
+frames, 3 rounds); the simulated hands have the average bones, so this can only \
+add noise there.
 - Simulated sessions are fitted in **batched** mode (`fit_sequence`, 60 iterations, \
 {sessions} sessions back to back); `batched ms/frame` is wall time over frames on \
 2 threads. The live **streaming** mode is in its own table below."""

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from labeling.alignment import ALIGNMENTS, apply, umeyama
+from labeling.bone_lengths import subject_hand
 from labeling.hand_model import load_hand_model
 from labeling.ik import (
     OPTIMIZERS,
@@ -143,6 +144,7 @@ def _json_frame(path: Path, index: int, frame) -> np.ndarray:
 def fit_landmarks(landmarks_m, scores, config: IKConfig, model, mode: str):
     """SequenceFit of a whole recording, batched (in blocks) or frame by frame."""
     if mode == "streaming":
+        model = subject_hand(landmarks_m, scores, config, model)
         return fit_streaming(landmarks_m, scores, config, model)
     return fit_in_blocks(landmarks_m, scores, config, model, _progress_to_stderr)
 

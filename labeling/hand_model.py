@@ -29,6 +29,7 @@ squared excess beyond the limits (rad²), zero inside them.
 
 from __future__ import annotations
 
+import copy
 import os
 
 import numpy as np
@@ -163,6 +164,7 @@ class HandModel(nn.Module):
     def __init__(self, is_right: bool = True, dtype: torch.dtype = torch.float32):
         super().__init__()
         self.is_right = is_right
+        self.bone_scale = None  # (20,) once fitted to a person (`with_bone_scale`)
         rest = kin.rest_joints_mm()  # (21, 3)
         fingers = rest[1:].reshape(5, 4, 3)
         self.register_buffer("base_mm", torch.tensor(fingers[:, 0], dtype=dtype))
@@ -206,6 +208,17 @@ class HandModel(nn.Module):
     def rest_joints_mm(self) -> torch.Tensor:
         """(21, 3) rest-pose joints, mm."""
         return self.joints(self.base_mm.new_zeros(1, 48))[0]
+
+    def with_bone_scale(self, bone_scale) -> HandModel:
+        """A copy of this hand with its 20 bones (MediaPipe finger order: wrist to
+        base, then three segments per finger) scaled by `bone_scale` (20,): one
+        person's hand. Every fit path reads the scaled bones."""
+        scale = torch.as_tensor(bone_scale, dtype=self.base_mm.dtype).reshape(5, 4)
+        hand = copy.deepcopy(self)
+        hand.base_mm = self.base_mm * scale[:, :1]
+        hand.segments_mm = self.segments_mm * scale[:, 1:, None]
+        hand.bone_scale = scale.reshape(20).clone()
+        return hand
 
     def joint_limit_penalty(self, pose: torch.Tensor) -> torch.Tensor:
         """(B, 48) pose -> (B,) soft joint-limit penalty, rad² (module docstring)."""

@@ -75,6 +75,8 @@ class IKConfig:
     # OpenMP threads compete for busy cores), all cores for other models (autograd)
     num_threads: int | None = None
     streaming_linearized: bool = True  # streaming steps on a per-frame linearisation
+    # fit the person's bone lengths before the poses (built-in hand; bone_lengths)
+    fit_bone_lengths: bool = True
 
     def __post_init__(self) -> None:
         if self.alignment not in ALIGNMENTS:

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from labeling.alignment import align, apply
+from labeling.bone_lengths import subject_hand
 from labeling.hand_model import load_hand_model
 from labeling.ik import IKConfig, SequenceFit, fit_sequence
 from labeling.kinematics import MEDIAPIPE_JOINT_NAMES
@@ -67,14 +68,18 @@ def label_recording(
     check_landmarks(landmarks_m, scores)
     config = ik_config(settings)
     model = load_hand_model(mano_dir, is_right=handedness != "left")
-    fit = fit_in_blocks(landmarks_m, scores, config, model, progress or _no_progress)
-    return fit, summarize(fit, landmarks_m, config)
+    progress = progress or _no_progress
+    progress(0, len(landmarks_m), "fitting the person's bone lengths")
+    model = subject_hand(landmarks_m, scores, config, model)
+    fit = fit_in_blocks(landmarks_m, scores, config, model, progress)
+    return fit, summarize(fit, landmarks_m, config, model)
 
 
 def fit_in_blocks(
     landmarks_m, scores, config, model, progress: Progress
 ) -> SequenceFit:
     total = len(landmarks_m)
+    model = subject_hand(landmarks_m, scores, config, model)  # once per recording
     pieces = []
     progress(0, total, "fitting the hand model")
     for start in range(0, total, BLOCK_FRAMES):
@@ -97,7 +102,7 @@ def per_joint_residual_mm(fit: SequenceFit, landmarks_m, alignment: str) -> np.n
     return (aligned - joints_mm).norm(dim=-1).mean(0).numpy()
 
 
-def summarize(fit: SequenceFit, landmarks_m, config: IKConfig) -> dict:
+def summarize(fit: SequenceFit, landmarks_m, config: IKConfig, model=None) -> dict:
     """What the job page shows: validity, residual statistics and histograms."""
     residual = fit.ik_error_mm[~np.isnan(fit.ik_error_mm)]
     counts, _ = np.histogram(np.minimum(residual, HISTOGRAM_EDGES_MM[-1] - 1e-6),
@@ -118,7 +123,14 @@ def summarize(fit: SequenceFit, landmarks_m, config: IKConfig) -> dict:
         "per_joint_residual_mm": [round(float(v), 2) for v in per_joint],
         "joint_names": list(MEDIAPIPE_JOINT_NAMES),
         "settings": {name: getattr(config, name) for name in SETTING_NAMES},
+        "bone_scale": _bone_scale(model),
     }
+
+
+def _bone_scale(model) -> list[float] | None:
+    """The person's 20 fitted bone scales, or None (average bones, or MANO)."""
+    scale = getattr(model, "bone_scale", None)
+    return None if scale is None else [round(float(v), 3) for v in scale]
 
 
 def _no_progress(done: int, total: int, message: str) -> None:
