@@ -8,7 +8,7 @@ trajectory gives ground-truth joints (labeling.kinematics) and noisy camera land
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -20,11 +20,17 @@ from recorder.simulation.muscles import MUSCLES, MuscleModel
 from recorder.simulation.trajectory import HandTrajectory
 
 BLOCK_SAMPLES = 250  # generation block; fixed so chunked reads give identical streams
+# Keeps the streams of a subject's later sessions apart from every other subject's.
+SESSION_SEED_STRIDE = 1 << 32
+SESSION_BAND_SHIFT_DEG = 5.0  # a later session's band sits up to this far rotated
 
 
 @dataclass
 class SimulatorConfig:
     seed: int = 0  # one seed = one subject (anatomy, posture habits) and one noise draw
+    # Another session of the same subject: 0 is the seed's own recording; others
+    # redraw noise, movement timing and variation, and re-place the band a little.
+    session: int = 0
     sampling_rate_hz: float = 500.0  # MindRove armband
     num_channels: int = 8
     camera_fps: float = 30.0
@@ -54,12 +60,20 @@ class ArmbandSimulator:
         self.config = config or SimulatorConfig()
         seed = self.config.seed
         anatomy_rng = np.random.default_rng([seed, 1])
-        self._noise_rng = np.random.default_rng([seed, 2])
-        self.trajectory = HandTrajectory(self.config.protocol, subject_seed=seed)
+        self._stream_seed = session_seed(seed, self.config.session)
+        self._noise_rng = np.random.default_rng([self._stream_seed, 2])
+        self.trajectory = HandTrajectory(
+            self.config.protocol, subject_seed=seed, cycle_seed=self._stream_seed
+        )
         self.muscles = MuscleModel(
             self.config.sampling_rate_hz, self.config.activation_time_constant_s
         )
-        self._emg = EmgGenerator(MUSCLES, anatomy_rng, self._noise_rng, self.config)
+        # The band's effective rotation this session (config value + re-placement).
+        self.band_rotation_deg = self.config.band_rotation_deg + band_shift_deg(
+            seed, self.config.session
+        )
+        placed = replace(self.config, band_rotation_deg=self.band_rotation_deg)
+        self._emg = EmgGenerator(MUSCLES, anatomy_rng, self._noise_rng, placed)
         self._imu_wobble = (anatomy_rng.uniform(0.05, 0.3, 2), np.deg2rad([6.0, 4.0]))
         self.channel_names = tuple(
             f"ch{k + 1}" for k in range(self.config.num_channels)
@@ -140,7 +154,7 @@ class ArmbandSimulator:
         return noisy_landmarks(
             joints_mm,
             times_s,
-            config.seed,
+            self._stream_seed,
             config.camera_noise_mm,
             config.camera_depth_noise_mm,
             config.camera_failure_probability,
@@ -150,3 +164,19 @@ class ArmbandSimulator:
         """Frame times (m,) s of the camera from `start_s` for `duration_s`."""
         num_frames = int(np.floor(duration_s * self.config.camera_fps))
         return start_s + np.arange(num_frames) / self.config.camera_fps
+
+
+def session_seed(seed: int, session: int) -> int:
+    """The seed of one session's random streams (noise, timing, camera); session 0
+    keeps the subject's seed, so its streams are the ones a plain seed gives."""
+    if session < 0:
+        raise ValueError(f"session must be 0 or more, got {session}")
+    return seed + session * SESSION_SEED_STRIDE
+
+
+def band_shift_deg(seed: int, session: int) -> float:
+    """How far (degrees) the band sits rotated in `session` against session 0."""
+    if session == 0:
+        return 0.0
+    rng = np.random.default_rng([seed, 4, session])
+    return float(rng.uniform(-SESSION_BAND_SHIFT_DEG, SESSION_BAND_SHIFT_DEG))

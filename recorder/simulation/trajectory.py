@@ -45,9 +45,14 @@ class HandTrajectory:
         self,
         protocol: tuple[tuple[str, float], ...] = DEFAULT_PROTOCOL,
         subject_seed: int = 0,
+        cycle_seed: int | None = None,
     ) -> None:
+        """`subject_seed` draws the person (gesture targets, speed, tremor);
+        `cycle_seed` (default: the subject's) each repetition's timing and variation,
+        so one person can move differently from session to session."""
         self.protocol = tuple(protocol)
         self.subject_seed = subject_seed
+        self.cycle_seed = subject_seed if cycle_seed is None else cycle_seed
         rng = np.random.default_rng([subject_seed, 101])
         self._targets = {
             name: self._clip(angles + rng.normal(0, SUBJECT_TARGET_SD_RAD, NUM_ANGLES))
@@ -69,7 +74,7 @@ class HandTrajectory:
 
     def _add_cycle(self) -> None:
         """Append one repetition of the protocol with its own timing and targets."""
-        rng = np.random.default_rng([self.subject_seed, 202, self._num_cycles])
+        rng = np.random.default_rng([self.cycle_seed, 202, self._num_cycles])
         for name, hold_s in self.protocol:
             transition_s = rng.uniform(*TRANSITION_RANGE_S) * self._speed_scale
             hold_s = hold_s * (1.0 + rng.uniform(-HOLD_JITTER, HOLD_JITTER))

@@ -255,3 +255,43 @@ def test_realtime_reads_follow_the_wall_clock():
     assert 90 <= num_samples <= 115
     assert np.all(np.diff(chunk.time) > 0)
     assert abs(chunk.time[-1] - time.time()) < 0.1
+
+
+def test_session_zero_is_the_plain_seed_and_other_sessions_differ():
+    plain = ArmbandSimulator(SimulatorConfig(seed=6)).next_emg(600)[0]
+    session_0 = ArmbandSimulator(SimulatorConfig(seed=6, session=0)).next_emg(600)[0]
+    session_2 = ArmbandSimulator(SimulatorConfig(seed=6, session=2)).next_emg(600)[0]
+    np.testing.assert_array_equal(plain, session_0)
+    assert not np.allclose(plain, session_2)
+
+
+def test_another_session_keeps_the_anatomy_under_a_slightly_moved_band():
+    first, emg = simulate(10.0, seed=7)
+    second, second_emg = simulate(10.0, seed=7, session=1)
+    assert 0 < abs(second.band_rotation_deg - first.band_rotation_deg) <= 5.0
+    pattern = hold_rms(first, emg, "fist")
+    second_pattern = hold_rms(second, second_emg, "fist")
+    assert np.corrcoef(pattern, second_pattern)[0, 1] > 0.9
+    assert not np.allclose(pattern, second_pattern, rtol=0.01)
+    with_bad = [SimulatorConfig(seed=9, session=s, bad_channel_probability=1.0)
+                for s in (0, 3)]  # fmt: skip
+    assert len({tuple(ArmbandSimulator(c).bad_channels) for c in with_bad}) == 1
+
+
+def test_another_session_makes_the_same_gestures_with_other_timing_and_camera_noise():
+    first = ArmbandSimulator(SimulatorConfig(seed=6))
+    second = ArmbandSimulator(SimulatorConfig(seed=6, session=2))
+    holds = [sim.trajectory.hold_intervals(30.0)[:8] for sim in (first, second)]
+    assert [name for name, *_ in holds[0]] == [name for name, *_ in holds[1]]
+    assert holds[0][3][1:] != pytest.approx(holds[1][3][1:], abs=0.01)
+    for (name, start, _), (_, start_2, _) in zip(*holds, strict=True):
+        angles = [
+            sim.trajectory.angles(np.array([hold_start + 0.01]), tremor=False)[0]
+            for sim, hold_start in ((first, start), (second, start_2))
+        ]
+        assert np.abs(angles[0] - angles[1]).mean() < 0.1, name  # personal targets
+    times_s = first.camera_times(0.0, 2.0)
+    landmarks = [
+        np.nan_to_num(sim.camera_landmarks(times_s)[0]) for sim in (first, second)
+    ]
+    assert not np.allclose(*landmarks, atol=1e-4)
