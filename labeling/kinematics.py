@@ -300,3 +300,103 @@ def bone_lengths_mm(joints: np.ndarray) -> np.ndarray:
     return np.linalg.norm(np.diff(chain, axis=-2), axis=-1).reshape(
         joints.shape[:-2] + (20,)
     )
+
+
+def hand_frame_joints(joints_mm: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """Joints (..., 21, 3) mm as stored (rotated by the global orient, as the IK
+    writes them) -> (..., 21, 3) float64 in the hand frame, wrist at the origin.
+
+    Removes the global orient pose[..., :3]: joints_hand = R(orient)^T @ joints.
+    Also right for left hands: their joints and pose are both mirrored.
+    """
+    joints = np.asarray(joints_mm, dtype=np.float64)
+    rotation = axis_angle_to_matrix(np.asarray(pose, dtype=np.float64)[..., :3])
+    wrist_relative = joints - joints[..., :1, :]
+    # Rows v @ R are (R^T v)^T.
+    return wrist_relative @ rotation
+
+
+def _rotate_about(vectors: np.ndarray, axis: np.ndarray, angle: np.ndarray):
+    """Rodrigues on vectors (..., 3) about unit `axis` (3,) or (..., 3) by `angle`
+    (...) radians."""
+    cos, sin = np.cos(angle)[..., None], np.sin(angle)[..., None]
+    along = np.sum(axis * vectors, axis=-1, keepdims=True)
+    return vectors * cos + np.cross(axis, vectors) * sin + axis * along * (1 - cos)
+
+
+def _base_angles(
+    bone: np.ndarray, direction, flexion_axis, abduction_axis
+) -> tuple[np.ndarray, np.ndarray]:
+    """Abduction and flexion (...) rad of a base joint (MCP, thumb CMC) from its unit
+    bone (..., 3), inverting bone = R_abduction(a) @ R_flexion(f) @ direction.
+
+    a brings the bone, turned back about the abduction axis, into the plane that
+    flexion sweeps (perpendicular to the flexion axis); of the two solutions the one
+    nearer zero is taken. Exact for the 20-DOF model; a projection otherwise.
+    """
+    coupling = np.dot(flexion_axis, abduction_axis)
+    offset = coupling * np.sum(bone * abduction_axis, axis=-1)
+    cos_part = np.sum(bone * flexion_axis, axis=-1) - offset
+    sin_part = np.sum(bone * np.cross(abduction_axis, flexion_axis), axis=-1)
+    radius = np.maximum(np.hypot(cos_part, sin_part), 1e-12)
+    phase = np.arctan2(sin_part, cos_part)
+    spread = np.arccos(np.clip(-offset / radius, -1.0, 1.0))
+    candidates = np.angle(np.exp(1j * np.stack([phase + spread, phase - spread])))
+    abduction = np.where(
+        np.abs(candidates[0]) <= np.abs(candidates[1]), candidates[0], candidates[1]
+    )
+    unabducted = _rotate_about(bone, abduction_axis, -abduction)
+    toward = np.cross(flexion_axis, direction)  # where positive flexion swings it
+    flexion = np.arctan2(
+        np.sum(unabducted * toward, axis=-1), np.sum(unabducted * direction, axis=-1)
+    )
+    return abduction, flexion
+
+
+def _bend(parent_bone: np.ndarray, child_bone: np.ndarray, axis: np.ndarray):
+    """Signed angle (...) rad from parent to child bone (..., 3) about `axis`
+    (..., 3), both projected onto the plane perpendicular to the axis."""
+    parent = parent_bone - np.sum(parent_bone * axis, -1, keepdims=True) * axis
+    child = child_bone - np.sum(child_bone * axis, -1, keepdims=True) * axis
+    sin = np.sum(np.cross(parent, child) * axis, axis=-1)
+    return np.arctan2(sin, np.sum(parent * child, axis=-1))
+
+
+def _finger_angles(bones: np.ndarray, finger: str) -> np.ndarray:
+    """(..., 3, 3) unit bones of one finger -> its 4 angles (..., 4) rad in
+    ANGLE_NAMES order (abduction, then the three flexions)."""
+    base_slot = _MANO_SLOTS[finger][0]
+    flexion_axis = FLEXION_AXES[base_slot]
+    abduction_axis = ABDUCTION_AXES[base_slot]
+    abduction, base_flexion = _base_angles(
+        bones[..., 0, :], finger_directions()[finger], flexion_axis, abduction_axis
+    )
+    # Flexion leaves its own axis alone, so the distal joints bend about the
+    # flexion axis turned by the abduction only.
+    distal_axis = _rotate_about(flexion_axis, abduction_axis, abduction)
+    middle = _bend(bones[..., 0, :], bones[..., 1, :], distal_axis)
+    distal = _bend(bones[..., 1, :], bones[..., 2, :], distal_axis)
+    return np.stack([abduction, base_flexion, middle, distal], axis=-1)
+
+
+def joints_to_angles(joints_mm: np.ndarray) -> np.ndarray:
+    """Right-hand joints (..., 21, 3) in the hand frame (rest frame of the module
+    docstring, global orient removed: see `hand_frame_joints`) -> (..., 20) float64
+    radians in ANGLE_NAMES order.
+
+    The inverse of forward_kinematics(angles_to_mano_pose(angles)) for joints of
+    this 20-DOF model, at any bone lengths. For other joints (IK fits with twist and
+    sideways bends, other hand models) it is a projection: base abduction within
+    the plane the joint abducts in (the palm plane for fingers), flexion as the bend
+    between consecutive bones about the flexion axis. Mirror a left hand (x -> -x)
+    first. NaN joints give NaN angles.
+    """
+    joints = np.asarray(joints_mm, dtype=np.float64)
+    angles = []
+    for finger_index, finger in enumerate(FINGERS):
+        first = 1 + 4 * finger_index
+        chain = joints[..., first : first + 4, :]  # (..., 4, 3) base..tip
+        bones = np.diff(chain, axis=-2)
+        length = np.linalg.norm(bones, axis=-1, keepdims=True)
+        angles.append(_finger_angles(bones / np.maximum(length, 1e-12), finger))
+    return np.concatenate(angles, axis=-1)

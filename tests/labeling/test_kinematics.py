@@ -10,8 +10,11 @@ from labeling.kinematics import (
     MEDIAPIPE_JOINT_NAMES,
     PHALANX_LENGTHS_MM,
     angles_to_mano_pose,
+    axis_angle_to_matrix,
     bone_lengths_mm,
     forward_kinematics,
+    hand_frame_joints,
+    joints_to_angles,
 )
 
 
@@ -97,3 +100,54 @@ def test_batched_shapes_and_scale():
     joints = forward_kinematics(pose, bone_scale=1.1)
     assert joints.shape == (4, 7, 21, 3)
     np.testing.assert_allclose(joints[2, 3], 1.1 * forward_kinematics(pose[2, 3]))
+
+
+def random_angles(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    low, high = JOINT_LIMITS_RAD[:, 0], JOINT_LIMITS_RAD[:, 1]
+    return np.random.default_rng(seed).uniform(low, high, shape + (20,))
+
+
+def test_joints_to_angles_inverts_the_hand_model_over_the_joint_ranges():
+    angles = random_angles((2000,))
+    recovered = joints_to_angles(joints_for(angles))
+    assert recovered.shape == (2000, 20)
+    np.testing.assert_allclose(recovered, angles, atol=1e-4)
+    np.testing.assert_allclose(joints_to_angles(joints_for(fist_angles())),
+                               fist_angles(), atol=1e-5)  # fmt: skip
+
+
+def test_joints_to_angles_ignores_bone_lengths_and_keeps_batch_shapes():
+    angles = random_angles((3, 4), seed=1)
+    pose = angles_to_mano_pose(angles)
+    recovered = joints_to_angles(forward_kinematics(pose, bone_scale=0.8))
+    np.testing.assert_allclose(recovered, angles, atol=1e-4)
+
+
+def test_joints_to_angles_projects_other_joints_smoothly():
+    angles = random_angles((200,), seed=2) * 0.8  # away from the range ends
+    joints = joints_for(angles)
+    noise = np.random.default_rng(3).normal(0, 0.5, joints.shape)  # 0.5 mm
+    noise[:, 0] = 0.0
+    recovered = joints_to_angles(joints + noise)
+    assert np.isfinite(recovered).all()
+    assert np.degrees(np.abs(recovered - angles)).mean() < 2.0
+    assert np.isnan(joints_to_angles(np.full((21, 3), np.nan))).all()
+
+
+def test_index_flexion_reads_as_index_flexion_only():
+    angles = np.zeros(20)
+    angles[ANGLE_NAMES.index("index_pip_flexion")] = 1.2
+    recovered = joints_to_angles(joints_for(angles))
+    np.testing.assert_allclose(recovered, angles, atol=1e-6)
+
+
+def test_hand_frame_joints_removes_the_global_orient():
+    angles = random_angles((5,), seed=4)
+    orient = np.random.default_rng(5).normal(0, 1.0, (5, 3))
+    pose = angles_to_mano_pose(angles, orient)
+    world = forward_kinematics(pose) + np.array([10.0, -20.0, 30.0])  # off origin
+    hand = hand_frame_joints(world, pose)
+    np.testing.assert_allclose(hand, joints_for(angles), atol=1e-4)
+    rotation = axis_angle_to_matrix(orient[0])
+    np.testing.assert_allclose(rotation @ hand[0, 8], world[0, 8] - world[0, 0],
+                               atol=1e-4)  # fmt: skip
