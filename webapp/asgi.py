@@ -19,6 +19,7 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from django.urls import path  # noqa: E402
 
 from webapp.recordings.consumers import AgentConsumer, LiveConsumer  # noqa: E402
+from webapp.registry.consumers import TrainingConsumer  # noqa: E402
 
 
 def browser_only(consumer):
@@ -31,6 +32,7 @@ websocket_routes = URLRouter(
         path(
             "ws/sessions/<int:session_id>/live/", browser_only(LiveConsumer.as_asgi())
         ),
+        path("ws/models/<int:run_id>/", browser_only(TrainingConsumer.as_asgi())),
     ]
 )
 

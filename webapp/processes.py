@@ -16,7 +16,9 @@ def server_command(host: str, port: int) -> list[str]:
             "webapp.asgi:application"]  # fmt: skip
 
 
-def worker_command(log_level: str = "warning", queues: str = "default,labeling"):
+def worker_command(
+    log_level: str = "warning", queues: str = "default,labeling,training"
+) -> list[str]:
     """One worker for every queue (embedded); production runs one per queue."""
     return [sys.executable, "-m", "celery", "-A", "webapp", "worker", "-P", "solo",
             "-Q", queues, "-l", log_level]  # fmt: skip

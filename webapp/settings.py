@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "webapp.accounts",
     "webapp.recordings",
     "webapp.jobs",
+    "webapp.registry",
 ]
 
 MIDDLEWARE = [
@@ -159,9 +160,13 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "webapp.recordings.tasks.*": {"queue": "default"},
     "webapp.jobs.tasks.label_session": {"queue": "labeling"},
+    "webapp.registry.tasks.train_model": {"queue": "training"},
 }
-# a running job that reports no progress for this long is marked failed
+# a running job that reports no progress for this long is marked failed (a training
+# run: interrupted, to resume)
 JOB_STALE_AFTER_S = env_int("JOB_STALE_AFTER_S", 600)
+# a training run is stopped after this long (it can resume from its last epoch)
+TRAINING_TIME_LIMIT_S = env_int("TRAINING_TIME_LIMIT_S", 24 * 3600)
 MANO_MODEL_DIR = env_str("MANO_MODEL_DIR")  # holds mano/MANO_RIGHT.pkl, if supplied
 
 # ------------------------------------------------------------------ ingest

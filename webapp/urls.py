@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 from webapp.accounts import views as accounts
 from webapp.jobs import views as jobs
 from webapp.recordings import views as recordings
+from webapp.registry import views as registry
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="sessions"), name="home"),
@@ -42,4 +43,22 @@ urlpatterns = [
     path("sessions/<int:session_id>/label", jobs.start_labeling, name="start_labeling"),
     path("jobs/<int:job_id>/", jobs.job_detail, name="job"),
     path("jobs/<int:job_id>/status", jobs.job_status, name="job_status"),
+    path("models/", registry.registry, name="registry"),
+    path("models/train/", registry.train, name="start_training"),
+    path("models/compare/", registry.compare, name="compare_models"),
+    path("models/<int:run_id>/", registry.run_detail, name="training_run"),
+    path("models/<int:run_id>/status", registry.run_status, name="training_status"),
+    path("models/<int:run_id>/cancel", registry.cancel, name="cancel_training"),
+    path("models/<int:run_id>/resume", registry.resume, name="resume_training"),
+    path(
+        "models/<int:run_id>/download",
+        registry.download_checkpoint,
+        name="download_checkpoint",
+    ),
+    path("models/<int:run_id>/export/<str:fmt>", registry.export, name="export_model"),
+    path(
+        "models/<int:run_id>/download/<str:fmt>",
+        registry.download_export,
+        name="download_export",
+    ),
 ]
