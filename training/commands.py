@@ -67,13 +67,17 @@ def summary_line(result) -> dict:
 
 def run_train(args: argparse.Namespace) -> int:
     sessions = read_sessions(args.sessions)
-    train_sessions, validation_sessions = split_sessions(
-        sessions, args.holdout, args.held_out
-    )
+    if args.random_windows is None:
+        train_sessions, validation_sessions = split_sessions(
+            sessions, args.holdout, args.held_out
+        )
+    else:  # the trainer splits windows at random, and warns
+        train_sessions, validation_sessions = sessions, []
     config = TrainConfig(
         model=args.model, epochs=args.epochs, batch_size=args.batch_size,
         seed=args.seed, device=args.device, time_budget_s=args.budget_s,
         early_stopping_patience=args.patience or None,
+        random_split_fraction=args.random_windows,
     )  # fmt: skip
     result = train(config, train_sessions, validation_sessions, args.out, print_epoch)
     print(json.dumps(summary_line(result)), flush=True)
@@ -103,6 +107,11 @@ def add_train_parser(subparsers) -> None:
     parser.add_argument(
         "--held-out", nargs="+", default=None, metavar="NAME",
         help="the sessions (or subjects) to hold out; default: the last session",
+    )  # fmt: skip
+    parser.add_argument(
+        "--random-windows", type=float, default=None, metavar="FRACTION",
+        help="validate on this fraction of random windows instead (measures "
+        "interpolation, as the seed's 14.92 mm; for comparison only)",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")

@@ -308,9 +308,18 @@ def split_sessions(
     return _pick(sessions, lambda s: s.subject, held_out or default, "subjects")
 
 
+class WindowSubset(Subset):
+    """Some windows of a WindowDataset, in their original order, keeping the
+    session of each window (evaluation computes jitter per session)."""
+
+    def __init__(self, dataset: WindowDataset, indices: list[int]):
+        super().__init__(dataset, sorted(indices))
+        self.window_session = np.asarray(dataset.window_session)[self.indices]
+
+
 def random_window_split(
-    dataset: Dataset, test_fraction: float, seed: int
-) -> tuple[Subset, Subset]:
+    dataset: WindowDataset, test_fraction: float, seed: int
+) -> tuple[WindowSubset, WindowSubset]:
     """Random (train, test) windows. Overlapping neighbours land on both sides, so
     this measures interpolation, not generalisation (how the seed's 14.92 mm was
     measured); only for comparison, behind an explicit flag."""
@@ -325,4 +334,4 @@ def random_window_split(
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
     num_test = max(1, int(round(test_fraction * len(dataset))))
     test, train = order[:num_test].tolist(), order[num_test:].tolist()
-    return Subset(dataset, train), Subset(dataset, test)
+    return WindowSubset(dataset, train), WindowSubset(dataset, test)

@@ -12,7 +12,12 @@ from tests.training.sessions import (
     with_no_valid_labels,
 )
 from training.checkpoint import CheckpointError, load_model, read_checkpoint
-from training.data import DataError, fit_normalization, from_recording
+from training.data import (
+    DataError,
+    WindowDataset,
+    fit_normalization,
+    from_recording,
+)
 from training.export import export_model
 from training.preprocessing import FilterConfig
 from training.trainer import TrainConfig, TrainingCancelled, train
@@ -107,6 +112,24 @@ def test_a_time_budget_stops_after_the_epoch_that_passes_it(sessions, tmp_path):
     config = TrainConfig(**TINY | {"epochs": 50, "time_budget_s": 0.0})
     result = train(config, *sessions, tmp_path)
     assert result.epochs == 1 and result.stopped == "time_budget"
+
+
+def test_random_window_splits_only_when_asked_and_with_a_warning(sessions, tmp_path):
+    from training.data import InterpolationWarning
+
+    config = TrainConfig(**TINY | {"epochs": 1, "random_split_fraction": 0.25})
+    with pytest.warns(InterpolationWarning, match="interpolation"):
+        result = train(config, *sessions, tmp_path)
+    both = WindowDataset(sessions[0] + sessions[1], 50, 25, FilterConfig(),
+                         fit_normalization(sessions[0], FilterConfig()))  # fmt: skip
+    # a quarter of both sessions' windows, not the held-out session's
+    assert result.metrics["windows"] == round(0.25 * len(both))
+    assert read_checkpoint(tmp_path / "final.pt")["data"]["validation_sessions"] == []
+
+
+def test_a_random_split_fraction_outside_0_1_is_refused():
+    with pytest.raises(ValueError, match="random_split_fraction"):
+        TrainConfig(random_split_fraction=1.5)
 
 
 def test_sessions_without_a_valid_label_are_refused():

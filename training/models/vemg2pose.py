@@ -28,7 +28,6 @@ from torch import nn
 from training.models.common import check_common, samples_in
 from training.models.hand import NUM_ANGLES, HandKinematics
 
-
 VELOCITY_INIT_SCALE = 0.05
 
 
