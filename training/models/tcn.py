@@ -139,6 +139,28 @@ class TemporalBlock(nn.Module):
         )
         return features + self.mix(self.dropout(functional.gelu(conv)))
 
+    def step(
+        self, features: torch.Tensor, past: torch.Tensor, dilation: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Streaming: new frames (B, H, k) and the `reach` input frames before them
+        (B, H, reach; zeros at the stream start, as `forward`'s causal padding) ->
+        (output (B, H, k), the `past` for the next step).
+
+        The conv is one matmul over its stacked taps: a dilated conv1d on so few
+        frames goes through a slow general path (~10x the cost on a CPU)."""
+        kernel = self.conv.kernel_size[0]
+        frames = features.shape[-1]
+        extended = torch.cat([past, features], dim=-1)  # (B, H, reach + k)
+        taps = torch.stack(
+            [extended[..., tap * dilation : tap * dilation + frames]
+             for tap in range(kernel)], dim=2,
+        )  # (B, H, kernel, k): the weight's (H, H, kernel) layout  # fmt: skip
+        conv = torch.matmul(self.conv.weight.flatten(1), taps.flatten(1, 2))
+        conv = conv + self.conv.bias[:, None]  # (B, H, k)
+        output = features + self.mix(self.dropout(functional.gelu(conv)))
+        reach = dilation * (kernel - 1)
+        return output, extended[..., extended.shape[-1] - reach :]
+
 
 class Tcn(nn.Module):
     def __init__(self, config: TcnConfig):
@@ -180,6 +202,34 @@ class Tcn(nn.Module):
         for block, dilation in zip(self.blocks, self.config.dilations, strict=True):
             features = block(features, dilation)
         return features
+
+    def initial_stream_state(self, batch: int = 1) -> list[torch.Tensor]:
+        """Per-block past frames for `stream_features` at a stream's start: zeros,
+        exactly the causal padding `frame_features` sees."""
+        reference = self.angles_head.weight
+        return [
+            reference.new_zeros(
+                batch, self.config.hidden, dilation * (self.config.kernel - 1)
+            )
+            for dilation in self.config.dilations
+        ]
+
+    def stream_features(
+        self, emg: torch.Tensor, state: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Streaming `frame_features`: (B, T, C) EMG holding k new frames, T =
+        filter_samples - 1 + k * frame_samples (the filter's history, then the
+        frames), and the per-block state -> (features (B, H, k), the next state).
+        Fed a stream frame by frame from `initial_stream_state`, it gives the
+        numbers `frame_features` gives on the whole stream, each frame's work once."""
+        features = self.front_end(emg)  # (B, H, k)
+        next_state = []
+        for block, dilation, past in zip(
+            self.blocks, self.config.dilations, state, strict=True
+        ):
+            features, past = block.step(features, past, dilation)
+            next_state.append(past)
+        return features, next_state
 
     def heads(self, features: torch.Tensor) -> dict:
         """(B, H) features -> the output dict."""
