@@ -23,6 +23,8 @@ from recorder.agent import Agent, AgentConfig, AgentFatalError
 from recorder.devices import DeviceError, open_device
 
 DEFAULT_SPOOL = Path.home() / ".emg-agent" / "spool"
+# below 10 ms the messages cost more than the samples; above 1 s live views stutter
+MIN_CHUNK_MS, MAX_CHUNK_MS = 10, 1000
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,6 +102,13 @@ def _add_agent_command(commands) -> None:
     agent.add_argument(
         "--file", type=Path, help="replay: the session file to play back"
     )
+    agent.add_argument(
+        "--chunk-ms",
+        type=float,
+        default=AgentConfig.chunk_s * 1000,
+        help="milliseconds of signal per chunk sent (default %(default)g: 25 live "
+        "pose updates per second; larger chunks mean fewer messages for the server)",
+    )
     agent.add_argument("-v", "--verbose", action="store_true", help="log every step")
 
 
@@ -127,6 +136,11 @@ def check_device(name: str, options: dict) -> None:
 
 
 def run_agent(args) -> int:
+    if not MIN_CHUNK_MS <= args.chunk_ms <= MAX_CHUNK_MS:
+        raise SystemExit(
+            f"error: --chunk-ms {args.chunk_ms:g} is out of range "
+            f"{MIN_CHUNK_MS}..{MAX_CHUNK_MS}"
+        )
     token = args.token or _read_token_file(args.token_file)
     options = device_options(args)
     try:
@@ -140,6 +154,7 @@ def run_agent(args) -> int:
         spool_dir=args.spool,
         device=args.device,
         device_options=options,
+        chunk_s=args.chunk_ms / 1000,
     )
     try:
         asyncio.run(_run_until_signalled(Agent(config)))

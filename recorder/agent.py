@@ -60,9 +60,11 @@ class AgentConfig:
     spool_dir: Path
     device: str = "simulated"
     device_options: dict = field(default_factory=dict)
-    # 100 samples at 500 Hz per chunk: one server keeps up with 100 agents at this size
-    # (docs/benchmarks.md); halving it doubles the messages per second.
-    chunk_s: float = 0.2
+    # 20 samples at 500 Hz per chunk: the live 3D hand gets one pose update per chunk,
+    # so 40 ms chunks give 25 poses/s (200 ms gave 5). Five times the messages of
+    # 200 ms chunks: a server fleet of ~100 agents on 2 cores needs --chunk-ms 200
+    # (docs/benchmarks.md).
+    chunk_s: float = 0.04
     max_in_flight: int = 64  # chunks sent but not yet acknowledged
     ping_interval_s: float = 5.0
     reconnect_initial_s: float = 0.5

@@ -1,7 +1,8 @@
 """ASGI entry point for daphne: HTTP through Django, websockets through Channels.
 
 Agents authenticate with a token header (and send no Origin); browser tabs use their
-login session and must come from an allowed host.
+login session and must come from an allowed host. The "channel" protocol is what
+`manage.py runworker inference-<k>` serves (webapp/live/worker.py).
 """
 
 import os
@@ -18,6 +19,8 @@ from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.urls import path  # noqa: E402
 
+from webapp.live.consumers import HandConsumer  # noqa: E402
+from webapp.live.worker import channel_application  # noqa: E402
 from webapp.recordings.consumers import AgentConsumer, LiveConsumer  # noqa: E402
 from webapp.registry.consumers import TrainingConsumer  # noqa: E402
 
@@ -32,6 +35,9 @@ websocket_routes = URLRouter(
         path(
             "ws/sessions/<int:session_id>/live/", browser_only(LiveConsumer.as_asgi())
         ),
+        path(
+            "ws/sessions/<int:session_id>/hand/", browser_only(HandConsumer.as_asgi())
+        ),
         path("ws/models/<int:run_id>/", browser_only(TrainingConsumer.as_asgi())),
     ]
 )
@@ -42,5 +48,7 @@ application = ProtocolTypeRouter(
         if settings.SERVE_STATIC
         else django_http,
         "websocket": websocket_routes,
+        # `manage.py runworker inference-<k>`: the live hand's inference workers
+        "channel": channel_application(),
     }
 )

@@ -1,7 +1,7 @@
 """The command lines of the system's processes, and waiting for a port.
 
-Shared by `run_embedded`, `bench_ingest` and the system tests, so they all start the
-server, worker and agent the way docs/deploy.md describes.
+Shared by `run_embedded`, `bench_ingest`, `bench_live` and the system tests, so they
+all start the server, workers and agent the way docs/deploy.md describes.
 """
 
 from __future__ import annotations
@@ -9,6 +9,9 @@ from __future__ import annotations
 import socket
 import sys
 import time
+from pathlib import Path
+
+MANAGE_PY = Path(__file__).resolve().parent.parent / "manage.py"
 
 
 def server_command(host: str, port: int) -> list[str]:
@@ -22,6 +25,11 @@ def worker_command(
     """One worker for every queue (embedded); production runs one per queue."""
     return [sys.executable, "-m", "celery", "-A", "webapp", "worker", "-P", "solo",
             "-Q", queues, "-l", log_level]  # fmt: skip
+
+
+def inference_worker_command(channel: str) -> list[str]:
+    """One live-inference worker (production: one per shard, inference-<k>)."""
+    return [sys.executable, str(MANAGE_PY), "runworker", channel]
 
 
 def agent_command(server_url: str, *options: str) -> list[str]:

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "webapp.recordings",
     "webapp.jobs",
     "webapp.registry",
+    "webapp.live",
 ]
 
 MIDDLEWARE = [
@@ -171,6 +172,17 @@ MANO_MODEL_DIR = env_str("MANO_MODEL_DIR")  # holds mano/MANO_RIGHT.pkl, if supp
 
 # ------------------------------------------------------------------ ingest
 AGENT_STALE_AFTER_S = env_int("AGENT_STALE_AFTER_S", 30)
+
+# ------------------------------------------------------------------ live inference
+# Live poses are computed by inference workers listening on channels inference-0 ..
+# inference-<INFERENCE_SHARDS - 1>; a session always goes to the same one (its id
+# modulo the shards), which holds its predictors' state. Production runs one
+# `manage.py runworker inference-<k>` per shard. The embedded mode's in-process
+# channel layer reaches no other process, so daphne runs the worker itself.
+INFERENCE_SHARDS = env_int("INFERENCE_SHARDS", 1)
+if INFERENCE_SHARDS < 1:
+    raise ImproperlyConfigured(f"INFERENCE_SHARDS={INFERENCE_SHARDS} must be 1 or more")
+INFERENCE_IN_PROCESS = env_bool("INFERENCE_IN_PROCESS", not REDIS_URL)
 
 LOGGING = {
     "version": 1,

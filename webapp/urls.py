@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 
 from webapp.accounts import views as accounts
 from webapp.jobs import views as jobs
+from webapp.live import views as live
 from webapp.recordings import views as recordings
 from webapp.registry import views as registry
 
@@ -40,6 +41,7 @@ urlpatterns = [
         name="stop_recording",
     ),
     path("sessions/<int:session_id>/download", recordings.download, name="download"),
+    path("sessions/<int:session_id>/hand/", live.hand_page, name="live_hand"),
     path("sessions/<int:session_id>/label", jobs.start_labeling, name="start_labeling"),
     path("jobs/<int:job_id>/", jobs.job_detail, name="job"),
     path("jobs/<int:job_id>/status", jobs.job_status, name="job_status"),

@@ -16,6 +16,7 @@ from django.conf import settings
 from webapp.processes import (
     agent_command,
     free_port,
+    inference_worker_command,
     server_command,
     wait_for_port,
     worker_command,
@@ -160,3 +161,10 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         pass
     finally:
         writer.transport.abort()
+
+
+def start_inference_worker(env: dict, log_dir: Path, channel: str = "inference-0"):
+    """A live-inference worker (`manage.py runworker inference-<k>`)."""
+    return Process(
+        f"inference-{channel}", inference_worker_command(channel), env, log_dir
+    )

@@ -24,6 +24,7 @@ from recorder.protocol import (
     make_message,
     parse_message,
 )
+from webapp.live.groups import announce_agent, forward_samples
 from webapp.recordings import presence
 from webapp.recordings.ingest import (
     WATCH_INTERVAL_S,
@@ -74,6 +75,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
                 await self.channel_layer.group_discard(
                     ingest_group(session_id), self.channel_name
                 )
+                await announce_agent(self.channel_layer, session_id, "disconnected")
             await presence.mark_disconnected(self.token.pk)
 
     async def receive(self, text_data=None, bytes_data=None):
@@ -144,6 +146,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
                 "are stored; send the rest first",
             )
         status = await presence.close_recording(self.token.pk, message)
+        await announce_agent(self.channel_layer, session_id, "stopped")
         await self.send(
             text_data=make_message(
                 "recording.closed", session=session_id, status=status
@@ -159,6 +162,13 @@ class AgentConsumer(AsyncWebsocketConsumer):
         ingest = await self.ingest_for(chunk.session_id)
         if not ingest.is_stored(chunk.seq):
             ingest.check_window(chunk.seq)
+            if ingest.hand_watched:  # before the fsync: live poses don't wait for it
+                await forward_samples(
+                    self.channel_layer,
+                    chunk.session_id,
+                    chunk,
+                    ingest.sampling_rate_hz,
+                )
             try:
                 await ingest.store(chunk.seq, frame)
             except OSError as exc:  # e.g. disk full: no ack, so the agent keeps it
@@ -216,10 +226,11 @@ class AgentConsumer(AsyncWebsocketConsumer):
         )
         self.ingests[session_id] = ingest
         await self.channel_layer.group_add(ingest_group(session_id), self.channel_name)
-        # tabs already open on the session answer with live.watch
+        # tabs already open on the session answer with live.watch (hand.watch)
         await self.channel_layer.group_send(
             live_group(session_id), {"type": "live.streaming"}
         )
+        await announce_agent(self.channel_layer, session_id, "streaming")
         return ingest
 
     # ------------------------------------------------------------ group events
@@ -233,6 +244,12 @@ class AgentConsumer(AsyncWebsocketConsumer):
         ingest = self.ingests.get(event["session"])
         if ingest is not None:
             ingest.watch()
+
+    async def hand_watch(self, event):
+        """A live 3D hand tab watches one of our sessions (see webapp/live)."""
+        ingest = self.ingests.get(event["session"])
+        if ingest is not None:
+            ingest.watch_hand()
 
     async def agent_revoked(self, event):
         await self.send_error("token_revoked", "this agent's token was revoked")

@@ -61,6 +61,7 @@ class SessionIngest:
         self.recent = RecentSamples(num_channels, int(sampling_rate_hz))
         self._quality_due_s = 0.0
         self._watched_until_s = 0.0
+        self._hand_watched_until_s = 0.0  # a live 3D hand tab (webapp/live)
         # losses seen live on this connection; the session file has the full count
         self.packets = PacketCounter()
 
@@ -102,6 +103,14 @@ class SessionIngest:
     @property
     def watched(self) -> bool:
         return time.monotonic() < self._watched_until_s
+
+    def watch_hand(self) -> None:
+        """A live hand tab is watching: forward samples to inference for a while."""
+        self._hand_watched_until_s = time.monotonic() + WATCH_TTL_S
+
+    @property
+    def hand_watched(self) -> bool:
+        return time.monotonic() < self._hand_watched_until_s
 
     def live_update(self, chunk: Chunk) -> dict:
         """The message for watching browsers: decimated traces, and quality when due."""
