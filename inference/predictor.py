@@ -5,8 +5,9 @@ Stateful and causal, so each update does only the new samples' work:
   chunk to chunk, so the stream is filtered exactly as the whole recording would be;
 - the training normalization is applied per sample;
 - the model runs incrementally (`inference.runners`): a tcn with per-layer caches
-  at its 20 ms frame rate; window models (v4, v5, vemg2pose, neuropose) on their
-  short window of recent samples, recomputed for each output.
+  at its 20 ms frame rate (in numpy on CPU: `inference.tcn_numpy`); window models
+  (v4, v5, vemg2pose, neuropose) on their short window of recent samples,
+  recomputed for each output.
 Every pose is the model's output on the window ending at its `time_s` sample:
 the same number offline evaluation gives there.
 
@@ -22,7 +23,8 @@ pose. A sample with a NaN or inf on any channel cannot be filtered, so the strea
 restarts after it (filter, window and caches forgotten); until a fresh window has
 filled, each tick repeats the last good pose as status "held".
 
-Threads: `from_checkpoint` sets torch to one thread for the process. An update
+Threads: `from_checkpoint` sets torch and numpy's BLAS to one thread for the
+process (torch runs the window models; a tcn on CPU runs in numpy). An update
 works on a few hundred samples; splitting such small tensors across threads costs
 more in synchronisation than it saves, and the server runs many predictors side
 by side, each best on one core.
@@ -36,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from inference.frames import InferenceInputError, PoseFrame
 from inference.rest import DEFAULT_REST_FRACTION, RestDetector
@@ -86,6 +89,9 @@ class LivePredictor:
         """A predictor for the model in checkpoint `path` (the file alone: config,
         weights, filter and normalization). CheckpointError for a bad file."""
         torch.set_num_threads(1)  # see the module docstring
+        # numpy's BLAS too: OpenBLAS threads a one-frame update's product (it is
+        # just big enough), and its idle worker then spins a core between updates
+        threadpool_limits(limits=1, user_api="blas")
         return cls(load_model(path, device), output_rate_hz, smoothing, device)
 
     @property

@@ -26,6 +26,9 @@ class RestDetector:
         self.training_std_uv = np.asarray(training_std_uv, np.float64)  # (C,)
         self.window_samples = max(1, round(REST_WINDOW_S * sampling_rate_hz))
         self.rest_fraction = rest_fraction
+        # the mean over channels of rms / std is a dot product with these
+        num_channels = len(self.training_std_uv)
+        self._channel_weights = 1.0 / (num_channels * self.training_std_uv)
         self.reset()
 
     def reset(self) -> None:
@@ -42,12 +45,16 @@ class RestDetector:
     def is_rest(self, ends: list[int]) -> np.ndarray:
         """(m,) bool: whether the arm rests in the windows ending at samples `ends`
         of the chunk last given to `advance`."""
-        squares_uv2 = np.square(self._recent, dtype=np.float64)
-        cumulative = np.concatenate([squares_uv2[:1] * 0, np.cumsum(squares_uv2, 0)])
-        stops = len(self._history) + np.asarray(ends, dtype=np.int64) + 1
-        starts = np.maximum(0, stops - self.window_samples)
-        mean_squares = (cumulative[stops] - cumulative[starts]) / (stops - starts)[
-            :, None
-        ]
-        level = np.sqrt(mean_squares) / self.training_std_uv  # (m, C)
-        return level.mean(axis=1) < self.rest_fraction
+        levels = []
+        for end in ends:  # usually one or two: a loop beats a cumulative sum
+            stop = len(self._history) + end + 1
+            levels.append(
+                self._level(self._recent[max(0, stop - self.window_samples) : stop])
+            )
+        return np.array(levels) < self.rest_fraction
+
+    def _level(self, window_uv: np.ndarray) -> float:
+        """Mean over channels of the window's RMS / the training std."""
+        squares_uv2 = np.square(window_uv, dtype=np.float64)
+        mean_squares_uv2 = np.add.reduce(squares_uv2, axis=0) / len(window_uv)
+        return float(np.dot(np.sqrt(mean_squares_uv2), self._channel_weights))

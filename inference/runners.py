@@ -11,7 +11,10 @@ computes the outputs the predictor picked.
   is no recurrent state to carry beyond the window.
 - `TcnRunner` (tcn): streams frame by frame with per-layer caches
   (`Tcn.stream_features`): each update computes only the new 20 ms frames, and an
-  output can end at each frame end (its native step is `frame_samples`).
+  output can end at each frame end (its native step is `frame_samples`). On CPU
+  it runs the step and heads as `NumpyTcn` (`inference.tcn_numpy`: an update is
+  ~150 tiny ops, which torch's per-op overhead makes ~5x slower); on a GPU, the
+  model's own torch code.
 
 Both give exactly the outputs of the model run on the window of the whole
 filtered, normalized signal ending at the same sample.
@@ -19,18 +22,11 @@ filtered, normalized signal ending at the same sample.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import torch
-from torch import nn
 
+from inference.tcn_numpy import NumpyTcn
 from training.models.tcn import Tcn
-
-# Updates at 30 Hz bring one or two 20 ms frames (three when late): those shapes
-# are compiled ahead; bigger (rare) updates run eagerly rather than stall on a
-# compile mid-stream.
-COMPILED_FRAMES = (1, 2, 3)
 
 
 class WindowRunner:
@@ -99,7 +95,7 @@ class TcnRunner:
         self.first_output_sample = (
             self.frame_span - 1 + max(0, frames_to_fill) * config.frame_samples
         )
-        self._compiled = CompiledTcn(model, device)
+        self._engine = tcn_engine(model, device)
         self.reset()
 
     def reset(self) -> None:
@@ -108,8 +104,8 @@ class TcnRunner:
         # stream samples from buffer_start on that the next frames need
         self._buffer = np.zeros((0, num_channels), np.float32)
         self._buffer_start = 0
-        self._state = self.model.initial_stream_state()
-        self._features = None  # (1, H, k) for the current chunk's new frames
+        self._state = self._engine.initial_stream_state()
+        self._features = None  # (k, H) for the current chunk's new frames
         self._frame_ends: list[int] = []  # chunk sample indexes, one per frame
         self.samples_seen = 0  # through the current chunk
         self._chunk_start = 0  # the stream index of the current chunk's first sample
@@ -128,14 +124,13 @@ class TcnRunner:
         self._buffer_start += consumed
         self._chunk_start = chunk_start
 
-    def _stream(self, frames: int) -> torch.Tensor | None:
+    def _stream(self, frames: int):
         if frames == 0:
             return None
         span = self.filter_history + frames * self.step_samples
-        emg = torch.from_numpy(self._buffer[None, :span]).to(self.device)
-        with torch.inference_mode():
-            features, self._state = self._compiled.stream_features(emg, self._state)
-        return features  # (1, H, frames)
+        emg = self._buffer[:span]
+        features, self._state = self._engine.stream_features(emg, self._state)
+        return features  # (frames, H)
 
     def first_output_in_chunk(self) -> int:
         """The chunk index of the stream's first output (< 0: earlier)."""
@@ -148,81 +143,42 @@ class TcnRunner:
 
     def joints_at(self, ends: list[int]) -> np.ndarray:
         """(m, 21, 3) mm at the frames ending at chunk samples `ends`."""
-        columns = [self._frame_ends.index(end) for end in ends]
-        with torch.inference_mode():
-            features = self._features[0, :, columns].T  # (m, H)
-            joints = self._compiled.joints(features)
-        return joints.float().cpu().numpy()
+        rows = [self._frame_ends.index(end) for end in ends]
+        joints_mm = self._engine.joints(self._features[rows])
+        return np.asarray(joints_mm, np.float32)
 
 
-class _StreamStep(nn.Module):
-    """`Tcn.stream_features` with flat tensor arguments, for tracing."""
-
-    def __init__(self, model: Tcn) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, emg: torch.Tensor, *state: torch.Tensor):
-        features, state = self.model.stream_features(emg, list(state))
-        return (features, *state)
-
-
-class _Joints(nn.Module):
-    def __init__(self, model: Tcn) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.model.heads(features)["joints"]
-
-
-def _frozen(module: nn.Module, example: tuple) -> torch.jit.ScriptModule:
-    """`module` traced for the shapes of `example`, frozen and optimized."""
-    with warnings.catch_warnings(), torch.no_grad():
-        # tracing is what we want here; torch 2.x nudges towards torch.compile
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        traced = torch.jit.trace(module.eval(), example, check_trace=False)
-        return torch.jit.optimize_for_inference(torch.jit.freeze(traced))
-
-
-class CompiledTcn:
-    """A tcn's streaming step and heads, traced and frozen per frame count on CPU.
-
-    An update is ~150 tiny tensor ops, so Python and dispatch overhead dominate;
-    TorchScript's frozen graph cuts it by about a third. Same weights and ops:
-    outputs agree to float round-off. On other devices, or for frame counts
-    outside COMPILED_FRAMES, the model runs eagerly."""
+class TorchTcn:
+    """The tcn's own torch streaming step and heads, batch of one, on `device`:
+    the engine for non-CPU devices, with `NumpyTcn`'s interface (numpy in and
+    out, time-major)."""
 
     def __init__(self, model: Tcn, device: torch.device) -> None:
         self.model = model
-        self._steps: dict[int, torch.jit.ScriptModule] = {}
-        self._joints: dict[int, torch.jit.ScriptModule] = {}
-        if device.type != "cpu":
-            return
-        config = model.config
-        for frames in COMPILED_FRAMES:
-            samples = config.filter_samples - 1 + frames * config.frame_samples
-            emg = torch.zeros(1, samples, config.num_channels)
-            example = (emg, *model.initial_stream_state())
-            self._steps[frames] = _frozen(_StreamStep(model), example)
-            features = torch.zeros(frames, config.hidden)
-            self._joints[frames] = _frozen(_Joints(model), (features,))
+        self.device = device
 
-    def stream_features(self, emg: torch.Tensor, state: list[torch.Tensor]):
-        """As `Tcn.stream_features`, for a batch of one stream."""
-        config = self.model.config
-        frames = (emg.shape[1] - config.filter_samples + 1) // config.frame_samples
-        if frames not in self._steps:
-            return self.model.stream_features(emg, state)
-        features, *state = self._steps[frames](emg, *state)
-        return features, state
+    def initial_stream_state(self) -> list[torch.Tensor]:
+        return self.model.initial_stream_state()
 
-    def joints(self, features: torch.Tensor) -> torch.Tensor:
-        """(m, H) frame features -> (m, 21, 3) mm."""
-        if len(features) not in self._joints:
-            return self.model.heads(features)["joints"]
-        return self._joints[len(features)](features.contiguous())
+    def stream_features(self, emg: np.ndarray, state: list[torch.Tensor]):
+        emg = torch.from_numpy(emg[None]).to(self.device)
+        with torch.inference_mode():
+            features, state = self.model.stream_features(emg, state)
+        return features[0].T, state  # (k, H) on the device
+
+    def joints(self, features: torch.Tensor) -> np.ndarray:
+        with torch.inference_mode():
+            joints = self.model.heads(features)["joints"]
+        return joints.float().cpu().numpy()
+
+
+def tcn_engine(model: Tcn, device: torch.device) -> NumpyTcn | TorchTcn:
+    """numpy on CPU (see `inference.tcn_numpy`: the torch ops are too small to pay
+    their overhead); the model's own torch code elsewhere, where a GPU is the
+    point."""
+    if device.type == "cpu":
+        return NumpyTcn(model)
+    return TorchTcn(model, device)
 
 
 def runner_for(model: torch.nn.Module, device: torch.device):
