@@ -106,8 +106,15 @@ def _add_agent_command(commands) -> None:
         "--chunk-ms",
         type=float,
         default=AgentConfig.chunk_s * 1000,
-        help="milliseconds of signal per chunk sent (default %(default)g: 25 live "
-        "pose updates per second; larger chunks mean fewer messages for the server)",
+        help="milliseconds of signal per chunk sent while recording (default "
+        "%(default)g); smaller chunks mean more messages for the server",
+    )
+    agent.add_argument(
+        "--live-chunk-ms",
+        type=float,
+        default=AgentConfig.live_chunk_s * 1000,
+        help="milliseconds per chunk while a live 3D hand watches (default "
+        "%(default)g: 25 pose updates per second)",
     )
     agent.add_argument("-v", "--verbose", action="store_true", help="log every step")
 
@@ -136,11 +143,13 @@ def check_device(name: str, options: dict) -> None:
 
 
 def run_agent(args) -> int:
-    if not MIN_CHUNK_MS <= args.chunk_ms <= MAX_CHUNK_MS:
-        raise SystemExit(
-            f"error: --chunk-ms {args.chunk_ms:g} is out of range "
-            f"{MIN_CHUNK_MS}..{MAX_CHUNK_MS}"
-        )
+    for flag, chunk_ms in (("--chunk-ms", args.chunk_ms),
+                           ("--live-chunk-ms", args.live_chunk_ms)):  # fmt: skip
+        if not MIN_CHUNK_MS <= chunk_ms <= MAX_CHUNK_MS:
+            raise SystemExit(
+                f"error: {flag} {chunk_ms:g} is out of range "
+                f"{MIN_CHUNK_MS}..{MAX_CHUNK_MS}"
+            )
     token = args.token or _read_token_file(args.token_file)
     options = device_options(args)
     try:
@@ -155,6 +164,7 @@ def run_agent(args) -> int:
         device=args.device,
         device_options=options,
         chunk_s=args.chunk_ms / 1000,
+        live_chunk_s=args.live_chunk_ms / 1000,
     )
     try:
         asyncio.run(_run_until_signalled(Agent(config)))

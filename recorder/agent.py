@@ -60,11 +60,12 @@ class AgentConfig:
     spool_dir: Path
     device: str = "simulated"
     device_options: dict = field(default_factory=dict)
-    # 20 samples at 500 Hz per chunk: the live 3D hand gets one pose update per chunk,
-    # so 40 ms chunks give 25 poses/s (200 ms gave 5). Five times the messages of
-    # 200 ms chunks: a server fleet of ~100 agents on 2 cores needs --chunk-ms 200
-    # (docs/benchmarks.md).
-    chunk_s: float = 0.04
+    # 100 samples at 500 Hz per chunk: one server keeps up with 100 agents at this size
+    # (docs/benchmarks.md); halving it doubles the messages per second.
+    chunk_s: float = 0.2
+    # While a live 3D hand watches a session (the server says recording.live), chunks
+    # are this long: one pose update per chunk, so 25 poses/s instead of 5.
+    live_chunk_s: float = 0.04
     max_in_flight: int = 64  # chunks sent but not yet acknowledged
     ping_interval_s: float = 5.0
     reconnect_initial_s: float = 0.5
@@ -177,6 +178,8 @@ class Agent:
         log.info(
             "connected to %s as agent %r", self.config.server_url, reply.get("agent")
         )
+        for session_id in self.streamers:  # a new connection: the server asks again
+            self.set_live(session_id, False)
         self.connected.set()
         self._wakeup.set()
 
@@ -239,6 +242,8 @@ class Agent:
             self.start_recording(message["session"])
         elif kind == "recording.stop":
             self.stop_recording(message["session"])
+        elif kind == "recording.live":
+            self.set_live(message["session"], message["live"])
         elif kind == "recording.closed":
             self._forget_session(message["session"], message["status"])
         elif kind == "error":
@@ -260,6 +265,12 @@ class Agent:
         self.streamers[session_id] = streamer
         streamer.start()
         log.info("recording session %d from %s", session_id, self.config.device)
+
+    def set_live(self, session_id: int, live: bool) -> None:
+        """Small chunks while someone watches the session's live hand."""
+        streamer = self.streamers.get(session_id)
+        if streamer:
+            streamer.chunk_s = self.config.live_chunk_s if live else self.config.chunk_s
 
     def stop_recording(self, session_id: int) -> None:
         streamer = self.streamers.get(session_id)

@@ -233,6 +233,8 @@ MESSAGE_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     "agent.pong": {},
     "recording.start": {"session": (int,), "band_rotation_deg": (int, float)},
     "recording.stop": {"session": (int,)},
+    # a live 3D hand watches (live=True): send small chunks until live=False
+    "recording.live": {"session": (int,), "live": (bool,)},
     "recording.closed": {"session": (int,), "status": (str,)},
     "chunk.ack": {"session": (int,), "stream": (int,), "seqs": (list,)},
     "error": {"code": (str,), "message": (str,)},
@@ -283,7 +285,8 @@ def validate_message(message) -> None:
             raise ProtocolError("bad_schema", f"{type_}: missing field {name!r}")
         value = message[name]
         # bool is an int in Python, but never a valid id or count here
-        if isinstance(value, bool) or not isinstance(value, types):
+        is_bool_mismatch = isinstance(value, bool) != (bool in types)
+        if is_bool_mismatch or not isinstance(value, types):
             expected = " or ".join(t.__name__ for t in types)
             raise ProtocolError(
                 "bad_schema", f"{type_}: field {name!r} must be {expected}"

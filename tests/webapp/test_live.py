@@ -17,9 +17,11 @@ from django.db import connections
 
 from tests.webapp.ingest_helpers import (
     OPEN_COMMUNICATORS,
+    chunk_frame,
     close_all,
     connect_agent,
     make_samples,
+    receive,
     say_hello,
     send_chunk,
 )
@@ -114,12 +116,17 @@ async def receive_within(tab, deadline: float) -> dict | None:
     return None
 
 
-async def stream(agent, session_id: int, chunks: int, start_seq: int = 0) -> None:
-    """Chunks of 40 ms at about the pace an armband makes them."""
+async def stream(agent, session_id: int, chunks: int, start_seq: int = 0):
+    """Chunks of 40 ms at about the pace an armband makes them; returns the
+    recording.live messages the server sent the agent meanwhile."""
+    told = []
     for seq in range(start_seq, start_seq + chunks):
-        ack = await send_chunk(agent, session_id, seq, n=CHUNK_SAMPLES)
-        assert ack["type"] == "chunk.ack", ack
+        await agent.send_to(bytes_data=chunk_frame(session_id, seq, n=CHUNK_SAMPLES))
+        while (reply := await receive(agent))["type"] == "recording.live":
+            told.append(reply)
+        assert reply["type"] == "chunk.ack", reply
         await asyncio.sleep(0.01)
+    return told
 
 
 def poses(messages: list[dict]) -> list[dict]:
@@ -146,6 +153,23 @@ async def test_two_tabs_of_a_session_get_the_same_poses(alices):
     assert all(len(p["joints"]) == 63 and p["status"] in ("ok", "rest") for p in shared)
     # pose time is the agent's sample time of the chunks just sent (1.7e9 + i/500)
     assert 1_700_000_000.0 < got_first[-1]["t"] <= 1_700_000_000.0 + 60 * 0.04
+
+
+async def test_the_agent_sends_small_chunks_only_while_a_hand_watches(
+    alices, monkeypatch
+):
+    monkeypatch.setattr("webapp.recordings.ingest.WATCH_TTL_S", 0.3)
+    secret, session, run_id = alices
+    tab, _ = await watching_tab(session.pk, run_id)
+    agent = await connect_agent(secret)
+    await say_hello(agent, [session.pk])
+    told = await stream(agent, session.pk, 5)
+    assert told == [{"v": 1, "type": "recording.live", "session": session.pk,
+                     "live": True}]  # fmt: skip
+    await tab.disconnect()
+    await asyncio.sleep(0.5)  # the watch lapses
+    told = await stream(agent, session.pk, 3, start_seq=5)
+    assert [message["live"] for message in told] == [False]
 
 
 async def test_another_users_session_is_refused(alices):

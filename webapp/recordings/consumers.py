@@ -169,6 +169,8 @@ class AgentConsumer(AsyncWebsocketConsumer):
                     chunk,
                     ingest.sampling_rate_hz,
                 )
+            elif ingest.live_chunks_asked:  # the last hand tab has gone
+                await self.ask_for_live_chunks(ingest, False)
             try:
                 await ingest.store(chunk.seq, frame)
             except OSError as exc:  # e.g. disk full: no ack, so the agent keeps it
@@ -250,6 +252,18 @@ class AgentConsumer(AsyncWebsocketConsumer):
         ingest = self.ingests.get(event["session"])
         if ingest is not None:
             ingest.watch_hand()
+            await self.ask_for_live_chunks(ingest, True)
+
+    async def ask_for_live_chunks(self, ingest: SessionIngest, live: bool) -> None:
+        """Small chunks (one pose update each) only while a hand tab watches: they
+        cost the server several times the messages of recording alone."""
+        if ingest.live_chunks_asked != live:
+            ingest.live_chunks_asked = live
+            await self.send(
+                text_data=make_message(
+                    "recording.live", session=ingest.session_id, live=live
+                )
+            )
 
     async def agent_revoked(self, event):
         await self.send_error("token_revoked", "this agent's token was revoked")

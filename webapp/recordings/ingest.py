@@ -62,6 +62,7 @@ class SessionIngest:
         self._quality_due_s = 0.0
         self._watched_until_s = 0.0
         self._hand_watched_until_s = 0.0  # a live 3D hand tab (webapp/live)
+        self.live_chunks_asked = False  # the agent was told to send small chunks
         # losses seen live on this connection; the session file has the full count
         self.packets = PacketCounter()
 

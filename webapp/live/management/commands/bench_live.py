@@ -61,9 +61,6 @@ class Command(BaseCommand):
         source.add_argument("--model", help="the name of a complete model to use")
         source.add_argument("--checkpoint", type=Path, help="a final.pt to use")
         parser.add_argument(
-            "--chunk-ms", type=float, default=AgentConfig.chunk_s * 1000
-        )
-        parser.add_argument(
             "--agent-processes", type=int, default=1, help="processes the agents use"
         )
 
@@ -80,14 +77,15 @@ class Command(BaseCommand):
             wait_for_port(port)
             views = measure(
                 port, login_cookie(user), run.pk, secrets, session_ids, seconds,
-                options["chunk_ms"] / 1000, options["agent_processes"],
+                options["agent_processes"],
             )  # fmt: skip
         finally:
             for child in children:
                 os.killpg(child.pid, signal.SIGTERM)
                 child.wait(30)
         result = summarize(views, streams, seconds, run)
-        result["chunk_ms"] = options["chunk_ms"]
+        # the server asks watched agents for live chunks (recording.live)
+        result["live_chunk_ms"] = AgentConfig.live_chunk_s * 1000
         self.stdout.write(json.dumps(result))
 
     def model_run(self, user, model: str | None, checkpoint: Path | None):
@@ -146,14 +144,14 @@ def login_cookie(user) -> str:
     return client.cookies[settings.SESSION_COOKIE_NAME].value
 
 
-def measure(port, cookie, run_id, secrets, session_ids, seconds, chunk_s, processes):
+def measure(port, cookie, run_id, secrets, session_ids, seconds, processes):
     """Agents in child processes, viewers here; returns each viewer's record."""
     server_url = f"ws://127.0.0.1:{port}"
     connections.close_all()  # the forked agents must not share our DB sockets
     shares = [list(enumerate(secrets))[k::processes] for k in range(processes)]
     with ProcessPoolExecutor(processes, mp_context=get_context("fork")) as pool:
         fleets = [
-            pool.submit(run_fleet, server_url, share, seconds, chunk_s)
+            pool.submit(run_fleet, server_url, share, seconds, AgentConfig.chunk_s)
             for share in shares
         ]
         views = asyncio.run(
