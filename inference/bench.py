@@ -110,6 +110,12 @@ def run_streams(
     }
 
 
+def bench_live_arguments(checkpoint: Path, streams: int, seconds: float) -> list:
+    """`manage.py` arguments of the server benchmark on the same model and streams."""
+    return ["bench_live", "--checkpoint", str(checkpoint), "--streams", str(streams),
+            "--seconds", str(seconds)]  # fmt: skip
+
+
 def add_end_to_end(
     result: dict, checkpoint: Path, seconds: float, manage_py: Path = MANAGE_PY
 ) -> dict:
@@ -118,11 +124,9 @@ def add_end_to_end(
     when they could not be measured."""
     if not manage_py.is_file():
         return result | {"e2e_error": f"no {manage_py}: the server is not here"}
-    command = [
-        sys.executable, str(manage_py), "bench_live", "--model", result["model"],
-        "--streams", str(result["streams"]), "--seconds", str(seconds),
-        "--checkpoint", str(checkpoint),
-    ]  # fmt: skip
+    command = [sys.executable, str(manage_py), *bench_live_arguments(
+        checkpoint, result["streams"], seconds
+    )]  # fmt: skip
     done = subprocess.run(
         command, capture_output=True, text=True, cwd=manage_py.parent, check=False
     )

@@ -22,7 +22,7 @@ def test_bench_prints_the_engine_figures(tcn_checkpoint, capsys):
 
 
 FAKE_BENCH_LIVE = """import json, sys
-assert sys.argv[1:3] == ["bench_live", "--model"], sys.argv
+assert sys.argv[1:3] == ["bench_live", "--checkpoint"], sys.argv
 print("warming up")
 print(json.dumps({"e2e_ms_p50": 4.0, "e2e_ms_p99": 9.5, "poses_per_s": 99.0,
                   "args": sys.argv[1:]}))
