@@ -22,18 +22,18 @@ def test_label_the_demo_session(embedded_system, chromium_page, tmp_path):
     page, base = chromium_page, embedded_system.url
     log_in_as_demo(page, base)
 
-    # the demo session: a simulated minute with webcam landmarks
+    # a demo session: 90 simulated seconds with webcam landmarks
     page.locator("#sessions a", has_text=re.compile(r"^\d+$")).last.click()
     page.select_option("select[name=alignment]", "umeyama_scale")
     page.select_option("select[name=optimizer]", "adam")
     page.click("#label")
     expect(page).to_have_url(re.compile(r"/jobs/\d+/$"))
 
-    # the worker fits 1,800 frames; the page follows its progress
+    # the worker fits 2,700 frames; the page follows its progress
     expect(page.locator("#status")).to_have_text("Complete", timeout=90_000)
-    expect(page.locator("#progress")).to_have_attribute("value", "1800")
+    expect(page.locator("#progress")).to_have_attribute("value", "2700")
     expect(page.locator("#result")).to_be_visible()
-    expect(page.locator("#frames")).to_have_text("1800")
+    expect(page.locator("#frames")).to_have_text("2700")
     expect(page.locator("#valid")).to_have_text(re.compile(r"^\d+\.\d %$"))
     expect(page.locator("#histogram .uplot")).to_have_count(1)
     expect(page.locator("#per-joint .uplot")).to_have_count(1)

@@ -23,6 +23,8 @@ from webapp.recordings.models import Subject
 
 DEMO_USER = "demo"
 DEMO_PASSWORD = "demo-hand-2026"
+DEMO_PERSON = 1  # the simulated person (seed) of the demo sessions and agent
+DEMO_SESSIONS = (1, 2)  # their recorded sessions; the live agent streams session 0
 
 
 class Command(BaseCommand):
@@ -58,14 +60,19 @@ class Command(BaseCommand):
             user.save()
         Subject.objects.get_or_create(owner=user, name="Demo subject")
         if created:
-            self.import_demo_session(user)
+            self.import_demo_sessions(user)
         return user
 
-    def import_demo_session(self, user):
-        """A minute of a simulated person with webcam landmarks, ready to label."""
-        path = settings.VAR_DIR / "demo-session.h5"
-        write_session(path, simulate_session(60.0, seed=1))
-        import_session_file(user, path, "Simulated person")
+    def import_demo_sessions(self, user):
+        """Two sessions of a simulated person with webcam landmarks, ready to label,
+        then to train on (one to hold out). The demo agent wears the same person's
+        band (DEMO_PERSON), in a session of its own, so a model trained on these
+        follows its hand live."""
+        for session in DEMO_SESSIONS:
+            path = settings.VAR_DIR / f"demo-session-{session}.h5"
+            recording = simulate_session(90.0, seed=DEMO_PERSON, session=session)
+            write_session(path, recording)
+            import_session_file(user, path, "Simulated person")
 
     def demo_token_file(self, user):
         """The demo agent's token, kept in var/ so restarts reuse the same agent."""
@@ -91,7 +98,8 @@ class Command(BaseCommand):
             "worker": worker_command(),
             "agent": agent_command(
                 f"ws://{host}:{port}", "--token-file", str(token_file),
-                "--device", "simulated", "--spool", str(spool),
+                "--device", "simulated", "--seed", str(DEMO_PERSON),
+                "--spool", str(spool),
             ),
         }  # fmt: skip
         return {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
