@@ -23,9 +23,15 @@ def first_copies(log: ChunkLog, stream: int) -> dict[int, bytes]:
 
 
 def assemble_recording(
-    log: ChunkLog, expected_chunks: int, expected_samples: int, attrs: SessionAttributes
+    log: ChunkLog,
+    expected_chunks: int,
+    expected_samples: int,
+    attrs: SessionAttributes,
+    events: list[SessionEvent] = (),
 ) -> SessionRecording:
-    """Concatenate chunks 0..expected_chunks-1, checking that nothing is missing."""
+    """Concatenate chunks 0..expected_chunks-1, checking that nothing is missing.
+    `events` (e.g. protocol steps, on the EMG clock) join the recording's start and
+    end events, in time order."""
     frames = first_copies(log, STREAM_EMG)
     missing = sorted(set(range(expected_chunks)) - set(frames))
     if missing:
@@ -44,8 +50,10 @@ def assemble_recording(
         )
     events = [
         SessionEvent(float(samples.time[0]), "recording", "start"),
+        *events,
         SessionEvent(float(samples.time[-1]), "recording", "end"),
     ]
+    events.sort(key=lambda event: event.time_s)  # stable: start first, end last
     return SessionRecording(
         emg=samples.emg,
         emg_time=samples.time,
