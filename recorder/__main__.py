@@ -3,7 +3,8 @@
 Examples:
   python -m recorder agent --server ws://127.0.0.1:8000 --token emgagent_...
   python -m recorder agent --server wss://lab.example.org --token-file ~/.emg-token \\
-      --device mindrove --ip 192.168.4.1
+      --device mindrove --ip 192.168.4.1 --camera webcam --save-video ~/emg-videos
+  python -m recorder agent ... --camera video --video hand.mp4   # a file as camera
   python -m recorder info var/media/sessions/user-1/session-3.h5
   python -m recorder export-emg2pose session-3.h5 session-3.emg2pose.h5
   python -m recorder simulate demo.h5 --seconds 60   # a session without hardware
@@ -20,6 +21,7 @@ import sys
 from pathlib import Path
 
 from recorder.agent import Agent, AgentConfig, AgentFatalError
+from recorder.camera.sources import CAMERA_CHOICES
 from recorder.devices import DeviceError, open_device
 
 DEFAULT_SPOOL = Path.home() / ".emg-agent" / "spool"
@@ -116,7 +118,43 @@ def _add_agent_command(commands) -> None:
         help="milliseconds per chunk while a live 3D hand watches (default "
         "%(default)g: 25 pose updates per second)",
     )
+    _add_camera_options(agent)
     agent.add_argument("-v", "--verbose", action="store_true", help="log every step")
+
+
+def _add_camera_options(agent) -> None:
+    agent.add_argument(
+        "--camera",
+        choices=CAMERA_CHOICES,
+        help="where hand labels come from: simulated (the default with --device "
+        "simulated: the virtual person's hand), webcam, video (a file played as a "
+        "camera), or none (the default otherwise). Frames are labeled here "
+        "(MediaPipe, then IK); only the labels go to the server",
+    )
+    agent.add_argument("--video", type=Path, help="video: the file to play")
+    agent.add_argument(
+        "--camera-index", type=int, default=0, help="webcam: OpenCV's camera number"
+    )
+    agent.add_argument(
+        "--camera-delay-ms",
+        type=float,
+        default=0.0,
+        help="webcam: how long after capture a frame reaches the agent (default 0); "
+        "frame times are moved back by it",
+    )
+    agent.add_argument(
+        "--save-video",
+        type=Path,
+        metavar="DIR",
+        help="keep each recording's video in DIR (session-<id>.mp4 and the frames' "
+        "times); it never leaves this computer",
+    )
+    agent.add_argument(
+        "--hand",
+        choices=["right", "left"],
+        default="right",
+        help="the hand the camera films (default right)",
+    )
 
 
 def device_options(args) -> dict:
@@ -131,6 +169,39 @@ def device_options(args) -> dict:
     if args.file is None:
         raise SystemExit("error: --device replay needs --file SESSION.h5")
     return {"path": str(args.file)}
+
+
+def camera_choice(args) -> str:
+    """--camera, or its default: the simulated person's camera for the simulated
+    armband, the video for --video, no camera otherwise."""
+    if args.camera is not None:
+        return args.camera
+    if args.video is not None:
+        return "video"
+    return "simulated" if args.device == "simulated" else "none"
+
+
+def camera_options(camera: str, args) -> dict:
+    """The camera's keyword options; SystemExit naming a bad combination."""
+    if camera == "simulated" and args.device != "simulated":
+        raise SystemExit(
+            "error: --camera simulated films the simulated person; use it with "
+            "--device simulated"
+        )
+    if args.save_video is not None and camera not in ("webcam", "video"):
+        raise SystemExit(
+            f"error: --save-video needs camera frames, but --camera is {camera}; "
+            "use --camera webcam or --camera video"
+        )
+    if camera == "video":
+        if args.video is None:
+            raise SystemExit("error: --camera video needs --video FILE")
+        if not args.video.is_file():
+            raise SystemExit(f"error: --video {args.video}: no such file")
+        return {"path": str(args.video)}
+    if camera == "webcam":
+        return {"index": args.camera_index, "delay_s": args.camera_delay_ms / 1000}
+    return {}
 
 
 def check_device(name: str, options: dict) -> None:
@@ -152,6 +223,8 @@ def run_agent(args) -> int:
             )
     token = args.token or _read_token_file(args.token_file)
     options = device_options(args)
+    camera = camera_choice(args)
+    camera_settings = camera_options(camera, args)
     try:
         check_device(args.device, options)
     except DeviceError as exc:
@@ -163,6 +236,10 @@ def run_agent(args) -> int:
         spool_dir=args.spool,
         device=args.device,
         device_options=options,
+        camera=camera,
+        camera_options=camera_settings,
+        save_video_dir=args.save_video,
+        handedness=args.hand,
         chunk_s=args.chunk_ms / 1000,
         live_chunk_s=args.live_chunk_ms / 1000,
     )
@@ -181,7 +258,8 @@ async def _run_until_signalled(agent: Agent) -> None:
         loop.add_signal_handler(signum, stop.set)
     print(
         f"agent: connecting to {agent.config.server_url} "
-        f"with the {agent.config.device} device; press Ctrl-C to quit",
+        f"with the {agent.config.device} device and camera {agent.config.camera}; "
+        "press Ctrl-C to quit",
         flush=True,
     )
     await agent.run_forever(stop)

@@ -1,9 +1,12 @@
 """The local agent: connects to the server, waits for start/stop, streams the spool.
 
 One asyncio loop owns the websocket; each recording's device runs on its own thread
-(`DeviceStreamer`) and only writes to the spool. The sender sends whatever the spool
-holds that the server has not acknowledged, so after any disconnect it simply starts
-again from the spool. Reconnects back off exponentially.
+(`DeviceStreamer`) and only writes to the spool, and so does its camera thread
+(`CameraStreamer`: frames -> MediaPipe -> streaming IK -> label chunks). The sender
+sends whatever the spool holds that the server has not acknowledged, EMG and labels
+alike, so after any disconnect it simply starts again from the spool. Reconnects
+back off exponentially. About once a second the agent reports each recording's
+camera health (`camera.status`: fps, labeling latency, "no frames") for the page.
 """
 
 from __future__ import annotations
@@ -20,8 +23,19 @@ from pathlib import Path
 import websockets
 
 from recorder import __version__
+from recorder.camera.clock import ClockSync
+from recorder.camera.labeler import FrameLabeler
+from recorder.camera.sources import FrameSource, open_camera
+from recorder.camera.streamer import CameraStreamer
+from recorder.camera.video import VideoSaver
 from recorder.devices import EmgSource, open_device
-from recorder.protocol import ProtocolError, make_message, parse_message
+from recorder.protocol import (
+    STREAM_EMG,
+    STREAM_LABELS,
+    ProtocolError,
+    make_message,
+    parse_message,
+)
 from recorder.spool import Spool, SpoolSession
 from recorder.streamer import DeviceStreamer
 
@@ -29,6 +43,8 @@ log = logging.getLogger("recorder.agent")
 
 # Error codes after which reconnecting cannot help.
 FATAL_CODES = {"bad_token", "token_revoked"}
+CAMERA_STATUS_INTERVAL_S = 1.0
+STREAMS = (STREAM_EMG, STREAM_LABELS)
 
 
 class LinkStats:
@@ -60,6 +76,10 @@ class AgentConfig:
     spool_dir: Path
     device: str = "simulated"
     device_options: dict = field(default_factory=dict)
+    camera: str = "none"  # "none" | "simulated" | "webcam" | "video"
+    camera_options: dict = field(default_factory=dict)
+    save_video_dir: Path | None = None  # keep the camera's frames here (never sent)
+    handedness: str = "right"  # which hand the camera films, for the IK's hand model
     # 100 samples at 500 Hz per chunk: one server keeps up with 100 agents at this size
     # (docs/benchmarks.md); halving it doubles the messages per second.
     chunk_s: float = 0.2
@@ -78,12 +98,19 @@ class AgentConfig:
 
 class Agent:
     def __init__(
-        self, config: AgentConfig, device_factory: Callable[[], EmgSource] | None = None
+        self,
+        config: AgentConfig,
+        device_factory: Callable[[], EmgSource] | None = None,
+        camera_factory: Callable[[EmgSource], FrameSource | None] | None = None,
     ):
         self.config = config
         self.spool = Spool(config.spool_dir)
         self.device_factory = device_factory or (
             lambda: open_device(config.device, **config.device_options)
+        )
+        # the simulated camera films the simulated device's person: it gets the device
+        self.camera_factory = camera_factory or (
+            lambda device: open_camera(config.camera, device, **config.camera_options)
         )
         self.device_info = self.device_factory().info.as_dict()
         self.streamers: dict[int, DeviceStreamer] = {}
@@ -146,6 +173,7 @@ class Agent:
                 asyncio.create_task(self._send_spooled(websocket)),
                 asyncio.create_task(self._receive(websocket)),
                 asyncio.create_task(self._ping(websocket)),
+                asyncio.create_task(self._report_cameras(websocket)),
                 asyncio.create_task(stop.wait()),
             ]
             try:
@@ -187,27 +215,32 @@ class Agent:
 
     async def _send_spooled(self, websocket) -> None:
         """Send every unacknowledged chunk, oldest first, max_in_flight at a time."""
-        in_flight: dict[int, set[int]] = {}  # session -> seqs sent on this connection
+        # (session, stream) -> seqs sent on this connection
+        in_flight: dict[tuple[int, int], set[int]] = {}
         stop_reported: set[int] = set()
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             for session in list(self.sessions.values()):
-                sent = in_flight.setdefault(session.session_id, set())
-                sent &= session.pending  # acknowledged chunks are no longer in flight
-                budget = self.config.max_in_flight - sum(map(len, in_flight.values()))
-                await self._send_chunks(websocket, session, sent, budget)
-                finished = session.stopped and not session.pending
+                for stream in STREAMS:
+                    sent = in_flight.setdefault((session.session_id, stream), set())
+                    sent &= session.pending_of(stream)  # acknowledged: not in flight
+                    budget = self.config.max_in_flight - sum(
+                        map(len, in_flight.values())
+                    )
+                    await self._send_chunks(websocket, session, stream, sent, budget)
+                finished = session.stopped and session.all_acknowledged
                 if finished and session.session_id not in stop_reported:
                     await websocket.send(_stopped_message(session))
                     stop_reported.add(session.session_id)
 
     async def _send_chunks(
-        self, websocket, session: SpoolSession, sent: set[int], budget: int
+        self, websocket, session: SpoolSession, stream: int, sent: set[int], budget: int
     ) -> None:
-        for seq in sorted(session.pending - sent)[: max(budget, 0)]:
-            await websocket.send(session.frame(seq))
-            self.link.sent(session.session_id, seq)
+        for seq in sorted(session.pending_of(stream) - sent)[: max(budget, 0)]:
+            await websocket.send(session.frame(seq, stream))
+            if stream == STREAM_EMG:
+                self.link.sent(session.session_id, seq)
             sent.add(seq)
 
     async def _ping(self, websocket) -> None:
@@ -215,6 +248,20 @@ class Agent:
             # jittered, so that agents started together don't ping together
             await asyncio.sleep(self.config.ping_interval_s * random.uniform(0.8, 1.2))
             await websocket.send(make_message("agent.ping"))
+
+    async def _report_cameras(self, websocket) -> None:
+        """Each recording's camera health, about once a second, for the page."""
+        while True:
+            await asyncio.sleep(CAMERA_STATUS_INTERVAL_S)
+            for session_id, streamer in list(self.streamers.items()):
+                if streamer.is_alive():
+                    await websocket.send(
+                        make_message(
+                            "camera.status",
+                            session=session_id,
+                            **camera_status(streamer.camera),
+                        )
+                    )
 
     # ------------------------------------------------------------ receiving
 
@@ -233,10 +280,11 @@ class Agent:
         kind = message["type"]
         if kind == "chunk.ack":
             session = self.sessions.get(message["session"])
-            if session:
-                session.acknowledge(message["seqs"])
-                for seq in message["seqs"]:
-                    self.link.acknowledged(session.session_id, seq)
+            if session and message["stream"] in STREAMS:
+                session.acknowledge(message["seqs"], message["stream"])
+                if message["stream"] == STREAM_EMG:
+                    for seq in message["seqs"]:
+                        self.link.acknowledged(session.session_id, seq)
                 self._wakeup.set()
         elif kind == "recording.start":
             self.start_recording(message["session"])
@@ -256,21 +304,52 @@ class Agent:
             return  # already recording (the server repeats start after a reconnect)
         session = self.spool.open_session(session_id)
         self.sessions[session_id] = session
+        device = self.device_factory()
+        clock = ClockSync()
         streamer = DeviceStreamer(
-            self.device_factory(),
+            device,
             session,
             self._wake_from_thread,
             chunk_s=self.config.chunk_s,
+            clock=clock,
+            camera=self._camera_streamer(device, session, clock),
         )
         self.streamers[session_id] = streamer
         streamer.start()
-        log.info("recording session %d from %s", session_id, self.config.device)
+        log.info(
+            "recording session %d from %s, camera %s",
+            session_id,
+            self.config.device,
+            self.config.camera,
+        )
+
+    def _camera_streamer(self, device, session: SpoolSession, clock: ClockSync):
+        """The recording's camera thread, or None without a camera."""
+        source = self.camera_factory(device)
+        if source is None:
+            return None
+        video = None
+        if self.config.save_video_dir is not None:
+            video = VideoSaver(self.config.save_video_dir, session.session_id)
+        handedness, detect_images = self.config.handedness, source.gives_images
+        return CameraStreamer(
+            source,
+            session,
+            clock,
+            self._wake_from_thread,
+            lambda: FrameLabeler(handedness=handedness, detect_images=detect_images),
+            chunk_s=self.config.chunk_s,
+            video=video,
+        )
 
     def set_live(self, session_id: int, live: bool) -> None:
         """Small chunks while someone watches the session's live hand."""
         streamer = self.streamers.get(session_id)
         if streamer:
-            streamer.chunk_s = self.config.live_chunk_s if live else self.config.chunk_s
+            chunk_s = self.config.live_chunk_s if live else self.config.chunk_s
+            streamer.chunk_s = chunk_s
+            if streamer.camera is not None:
+                streamer.camera.chunk_s = chunk_s
 
     def stop_recording(self, session_id: int) -> None:
         streamer = self.streamers.get(session_id)
@@ -294,7 +373,7 @@ class Agent:
     def _forget_session(self, session_id: int, status: str) -> None:
         session = self.sessions.pop(session_id, None)
         self.streamers.pop(session_id, None)
-        if session and not session.pending:
+        if session and session.all_acknowledged:
             self._samples_of_closed_sessions += session.samples
             session.delete()
             log.info("session %d closed by the server (%s)", session_id, status)
@@ -312,7 +391,15 @@ def _stopped_message(session: SpoolSession) -> str:
         samples=session.samples,
         dropped_packets=session.state["dropped_packets"],
         reason=session.state["reason"],
+        label_chunks=session.next_label_seq,
     )
+
+
+def camera_status(camera) -> dict:
+    """The camera.status fields of a recording's camera thread (None: no camera)."""
+    if camera is None:
+        return {"state": "off", "fps": 0.0, "latency_ms": 0.0, "message": "no camera"}
+    return camera.status()
 
 
 def _describe(exc: Exception) -> str:

@@ -1,10 +1,16 @@
-"""Turns the stored chunks of a finished recording into one session recording."""
+"""Turns the stored chunks of a finished recording into one session recording.
+
+EMG chunks must all be there (the agent said how many). Label chunks (the camera
+path's stream) must run 0..k-1 without a gap; the server refused to close the
+recording before it held every label chunk the agent reported.
+"""
 
 from __future__ import annotations
 
+from recorder.camera.frames import LabelFrames
 from recorder.chunk_log import ChunkLog
 from recorder.devices.base import EmgChunk
-from recorder.protocol import STREAM_EMG, decode_chunk, peek_header
+from recorder.protocol import STREAM_EMG, STREAM_LABELS, decode_chunk, peek_header
 from recorder.session_file import SessionAttributes, SessionEvent, SessionRecording
 
 
@@ -54,6 +60,7 @@ def assemble_recording(
         SessionEvent(float(samples.time[-1]), "recording", "end"),
     ]
     events.sort(key=lambda event: event.time_s)  # stable: start first, end last
+    labels = assemble_labels(log)
     return SessionRecording(
         emg=samples.emg,
         emg_time=samples.time,
@@ -61,4 +68,34 @@ def assemble_recording(
         imu=samples.imu,
         attrs=attrs,
         events=events,
+        **({} if labels is None else label_fields(labels)),
     )
+
+
+def assemble_labels(log: ChunkLog) -> LabelFrames | None:
+    """The camera label frames of every stored label chunk, or None if none."""
+    frames = first_copies(log, STREAM_LABELS)
+    if not frames:
+        return None
+    missing = sorted(set(range(max(frames) + 1)) - set(frames))
+    if missing:
+        raise AssemblyError(
+            f"{len(missing)} label chunks are missing (first missing: seq "
+            f"{missing[0]} of {max(frames) + 1})"
+        )
+    return LabelFrames.concatenate(
+        [decode_chunk(frames[seq]).samples for seq in range(len(frames))]
+    )
+
+
+def label_fields(labels: LabelFrames) -> dict:
+    """The SessionRecording fields of the label track."""
+    return {
+        "frame_time": labels.frame_time,
+        "landmarks": labels.landmarks,
+        "landmark_score": labels.landmark_score,
+        "pose": labels.pose,
+        "joints": labels.joints,
+        "ik_error": labels.ik_error,
+        "label_valid": labels.label_valid,
+    }

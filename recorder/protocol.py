@@ -8,8 +8,13 @@ Two kinds of websocket message:
       magic "EMGC", version u8, stream id u8, channels u8, flags u8,
       session id u64, sequence number u64, sample count u32,
       first sample time f64 (s, device clock), CRC-32 of the payload u32
-  payload: time f64[n], package_num i64[n], emg f32[n, channels] (µV),
+  EMG payload (stream 0): time f64[n], package_num i64[n], emg f32[n, channels] (µV),
            and imu f32[n, 6] when flags has HAS_IMU.
+  Label payload (stream 1, n camera frames, channels = 21 joints, flags 0):
+      frame_time f64[n] (s, EMG clock), landmark_score f32[n], landmarks f32[n,21,3]
+      (m), pose f32[n,48] (rad), joints f32[n,21,3] (mm), ik_error f32[n] (mm),
+      label_valid u8[n]. NaN marks a frame without a hand (never zeros).
+  Each stream has its own sequence numbers, acknowledged separately.
   The same (session, stream, seq) always carries the same bytes, so storing it twice
   is harmless: the server keeps the first copy and acknowledges every copy.
 """
@@ -25,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recorder.camera.frames import NUM_JOINTS, POSE_SIZE, LabelFrames
 from recorder.devices.base import EmgChunk
 
 PROTOCOL_VERSION = 1
@@ -38,12 +44,17 @@ HAS_IMU = 0x01
 IMU_COLUMNS = 6
 
 STREAM_EMG = 0
-STREAM_NAMES = {STREAM_EMG: "emg"}
+STREAM_LABELS = 1  # camera frames with live IK labels (recorder/camera)
+STREAM_NAMES = {STREAM_EMG: "emg", STREAM_LABELS: "labels"}
 
 MAX_CHANNELS = 64
 MAX_SAMPLES_PER_CHUNK = 5000  # 10 s at 500 Hz: far above the agent's 100 ms chunks
 MAX_TEXT_BYTES = 64 * 1024
 MAX_CHUNK_BYTES = HEADER.size + MAX_SAMPLES_PER_CHUNK * (8 + 8 + 4 * (MAX_CHANNELS + 6))
+MAX_FRAMES_PER_CHUNK = 600  # 10 s at 60 fps: far above the agent's 0.2 s chunks
+# frame_time, score, landmarks, pose, joints, ik_error, label_valid
+LABEL_FRAME_BYTES = 8 + 4 + 12 * NUM_JOINTS + 4 * POSE_SIZE + 12 * NUM_JOINTS + 4 + 1
+CAMERA_STATES = ("ok", "no_frames", "off")
 
 
 class ProtocolError(ValueError):
@@ -61,7 +72,7 @@ class Chunk:
     session_id: int
     stream_id: int
     seq: int
-    samples: EmgChunk
+    samples: EmgChunk | LabelFrames  # LabelFrames on STREAM_LABELS
 
     @property
     def num_samples(self) -> int:
@@ -100,6 +111,35 @@ def encode_chunk(session_id: int, stream_id: int, seq: int, samples: EmgChunk) -
     return header + payload
 
 
+def encode_label_chunk(session_id: int, seq: int, frames: LabelFrames) -> bytes:
+    """Pack camera label frames into one binary frame of STREAM_LABELS."""
+    payload = b"".join(
+        [
+            np.ascontiguousarray(frames.frame_time, "<f8").tobytes(),
+            np.ascontiguousarray(frames.landmark_score, "<f4").tobytes(),
+            np.ascontiguousarray(frames.landmarks, "<f4").tobytes(),
+            np.ascontiguousarray(frames.pose, "<f4").tobytes(),
+            np.ascontiguousarray(frames.joints, "<f4").tobytes(),
+            np.ascontiguousarray(frames.ik_error, "<f4").tobytes(),
+            np.ascontiguousarray(frames.label_valid, "u1").tobytes(),
+        ]
+    )
+    first_time_s = float(frames.frame_time[0]) if len(frames) else 0.0
+    header = HEADER.pack(
+        CHUNK_MAGIC,
+        PROTOCOL_VERSION,
+        STREAM_LABELS,
+        NUM_JOINTS,
+        0,
+        session_id,
+        seq,
+        len(frames),
+        first_time_s,
+        zlib.crc32(payload),
+    )
+    return header + payload
+
+
 def peek_header(frame: bytes) -> tuple[int, int, int, int]:
     """(session id, stream id, seq, sample count) of a frame already validated once."""
     header = ChunkHeader._make(HEADER.unpack_from(frame))
@@ -122,6 +162,10 @@ def decode_chunk(frame: bytes, expected_channels: int | None = None) -> Chunk:
     header = ChunkHeader._make(HEADER.unpack_from(frame))
     _check_header(header, expected_channels)
     payload = frame[HEADER.size :]
+    if header.stream_id == STREAM_LABELS:
+        frames = _unpack_labels(header, payload)
+        _check_label_frames(frames, header.seq, header.first_time_s)
+        return Chunk(header.session_id, header.stream_id, header.seq, frames)
     has_imu = bool(header.flags & HAS_IMU)
     columns = 8 + 8 + 4 * header.channels + (4 * IMU_COLUMNS if has_imu else 0)
     if len(payload) != header.n * columns:
@@ -130,15 +174,19 @@ def decode_chunk(frame: bytes, expected_channels: int | None = None) -> Chunk:
             f"payload is {len(payload)} bytes but {header.n} samples × "
             f"{header.channels} channels need {header.n * columns}",
         )
+    _check_checksum(header, payload)
+    samples = _unpack_payload(payload, header.n, header.channels, has_imu)
+    _check_samples(samples, header.seq, header.first_time_s)
+    return Chunk(header.session_id, header.stream_id, header.seq, samples)
+
+
+def _check_checksum(header: ChunkHeader, payload: bytes) -> None:
     if zlib.crc32(payload) != header.crc:
         raise ProtocolError(
             "bad_checksum",
             f"chunk seq {header.seq}: CRC-32 mismatch, the payload was corrupted "
             "in transit",
         )
-    samples = _unpack_payload(payload, header.n, header.channels, has_imu)
-    _check_samples(samples, header.seq, header.first_time_s)
-    return Chunk(header.session_id, header.stream_id, header.seq, samples)
 
 
 def _check_header(header: ChunkHeader, expected_channels: int | None) -> None:
@@ -156,6 +204,9 @@ def _check_header(header: ChunkHeader, expected_channels: int | None) -> None:
         )
     if header.stream_id not in STREAM_NAMES:
         raise ProtocolError("bad_stream", f"unknown stream id {header.stream_id}")
+    if header.stream_id == STREAM_LABELS:
+        _check_label_header(header)
+        return
     if not 1 <= channels <= MAX_CHANNELS:
         raise ProtocolError(
             "bad_channels", f"{channels} channels is out of range 1..{MAX_CHANNELS}"
@@ -170,6 +221,77 @@ def _check_header(header: ChunkHeader, expected_channels: int | None) -> None:
         raise ProtocolError(
             "bad_chunk",
             f"{n} samples in one chunk is out of range 1..{MAX_SAMPLES_PER_CHUNK}",
+        )
+
+
+def _check_label_header(header: ChunkHeader) -> None:
+    if header.channels != NUM_JOINTS:
+        raise ProtocolError(
+            "bad_chunk",
+            f"label chunk seq {header.seq} says {header.channels} joints; "
+            f"labels have {NUM_JOINTS}",
+        )
+    if not 1 <= header.n <= MAX_FRAMES_PER_CHUNK:
+        raise ProtocolError(
+            "bad_chunk",
+            f"{header.n} frames in one label chunk is out of range "
+            f"1..{MAX_FRAMES_PER_CHUNK}",
+        )
+
+
+def _unpack_labels(header: ChunkHeader, payload: bytes) -> LabelFrames:
+    n = header.n
+    if len(payload) != n * LABEL_FRAME_BYTES:
+        raise ProtocolError(
+            "bad_chunk",
+            f"label payload is {len(payload)} bytes but {n} frames need "
+            f"{n * LABEL_FRAME_BYTES}",
+        )
+    _check_checksum(header, payload)
+    offset = 0
+
+    def take(dtype: str, count: int) -> np.ndarray:
+        nonlocal offset
+        array = np.frombuffer(payload, dtype, count, offset)
+        offset += array.nbytes
+        return array
+
+    return LabelFrames(
+        frame_time=take("<f8", n).astype(np.float64),
+        landmark_score=take("<f4", n).astype(np.float32),
+        landmarks=take("<f4", n * NUM_JOINTS * 3).reshape(n, NUM_JOINTS, 3).copy(),
+        pose=take("<f4", n * POSE_SIZE).reshape(n, POSE_SIZE).astype(np.float32),
+        joints=take("<f4", n * NUM_JOINTS * 3).reshape(n, NUM_JOINTS, 3).copy(),
+        ik_error=take("<f4", n).astype(np.float32),
+        label_valid=take("u1", n).astype(np.bool_),
+    )
+
+
+def _check_label_frames(frames: LabelFrames, seq: int, first_time_s: float) -> None:
+    """Frame times as EMG samples; NaN means "no hand", so only infinities are bad,
+    and a frame marked valid must carry finite joints and residual."""
+    times = frames.frame_time
+    if not np.isfinite(times).all() or np.any(np.diff(times) < 0):
+        raise ProtocolError(
+            "bad_time",
+            f"label chunk seq {seq}: frame times must be finite and non-decreasing",
+        )
+    if times[0] != first_time_s:
+        raise ProtocolError(
+            "bad_time",
+            f"label chunk seq {seq}: header first-frame time disagrees with payload",
+        )
+    for name in ("landmark_score", "landmarks", "pose", "joints", "ik_error"):
+        if np.isinf(getattr(frames, name)).any():
+            raise ProtocolError(
+                "not_finite", f"label chunk seq {seq}: {name} holds infinite values"
+            )
+    valid = frames.label_valid
+    usable = np.isfinite(frames.joints).all(axis=(1, 2)) & np.isfinite(frames.ik_error)
+    if np.any(valid & ~usable):
+        raise ProtocolError(
+            "bad_labels",
+            f"label chunk seq {seq}: a frame marked label_valid has no joints",
         )
 
 
@@ -221,6 +343,14 @@ MESSAGE_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     # agent -> server
     "agent.hello": {"agent_version": (str,), "device": (dict,), "sessions": (list,)},
     "agent.ping": {},
+    # about once a second per recording: the camera path's health, for the page
+    "camera.status": {
+        "session": (int,),
+        "state": (str,),  # one of CAMERA_STATES
+        "fps": (int, float),
+        "latency_ms": (int, float),
+        "message": (str,),
+    },
     "recording.stopped": {
         "session": (int,),
         "chunks": (int,),
@@ -239,6 +369,13 @@ MESSAGE_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     "chunk.ack": {"session": (int,), "stream": (int,), "seqs": (list,)},
     "error": {"code": (str,), "message": (str,)},
 }
+# type -> {field: allowed python types}; checked when present. Older agents omit them.
+OPTIONAL_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    # label chunks the agent spooled (stream 1); absent means none
+    "recording.stopped": {"label_chunks": (int,)},
+}
+# (type, field) -> the values allowed
+FIELD_CHOICES = {("camera.status", "state"): CAMERA_STATES}
 
 
 def make_message(type_: str, **fields) -> str:
@@ -283,13 +420,22 @@ def validate_message(message) -> None:
     for name, types in MESSAGE_FIELDS[type_].items():
         if name not in message:
             raise ProtocolError("bad_schema", f"{type_}: missing field {name!r}")
-        value = message[name]
-        # bool is an int in Python, but never a valid id or count here
-        is_bool_mismatch = isinstance(value, bool) != (bool in types)
-        if is_bool_mismatch or not isinstance(value, types):
-            expected = " or ".join(t.__name__ for t in types)
-            raise ProtocolError(
-                "bad_schema", f"{type_}: field {name!r} must be {expected}"
-            )
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ProtocolError("bad_schema", f"{type_}: field {name!r} must be finite")
+        _check_field(type_, name, message[name], types)
+    for name, types in OPTIONAL_FIELDS.get(type_, {}).items():
+        if name in message:
+            _check_field(type_, name, message[name], types)
+
+
+def _check_field(type_: str, name: str, value, types: tuple[type, ...]) -> None:
+    # bool is an int in Python, but never a valid id or count here
+    is_bool_mismatch = isinstance(value, bool) != (bool in types)
+    if is_bool_mismatch or not isinstance(value, types):
+        expected = " or ".join(t.__name__ for t in types)
+        raise ProtocolError("bad_schema", f"{type_}: field {name!r} must be {expected}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ProtocolError("bad_schema", f"{type_}: field {name!r} must be finite")
+    choices = FIELD_CHOICES.get((type_, name))
+    if choices is not None and value not in choices:
+        raise ProtocolError(
+            "bad_schema", f"{type_}: field {name!r} must be one of {list(choices)}"
+        )

@@ -2,6 +2,8 @@
 
 Computed on the last second or so of raw samples (µV):
 - rms_uv: overall level. Healthy forearm EMG at rest is a few µV to tens of µV.
+- noise_floor_uv: the quietest moments' level (10th percentile of 50 ms RMS), what
+  the channel shows with the muscles relaxed; bursts of activity do not raise it.
 - line_noise_ratio: share of power within ±2 Hz of the mains frequency and its
   first harmonic, after removing the mean. Above ~0.5 the electrode contact is poor.
 - clipped_fraction: share of samples at the amplifier's rails.
@@ -21,6 +23,8 @@ CLIP_LEVEL_UV = 0.98 * 6000.0  # MindRove's input range is about ±6 mV
 LINE_NOISE_BAD_RATIO = 0.5
 CLIPPED_BAD_FRACTION = 0.01
 NOISY_RMS_RATIO = 5.0  # times the median RMS of all channels
+NOISE_FLOOR_WINDOW_S = 0.05
+NOISE_FLOOR_PERCENTILE = 10
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class ChannelQuality:
     clipped_fraction: float
     flat: bool
     noisy: bool = False
+    noise_floor_uv: float = 0.0
 
     @property
     def problem(self) -> str:
@@ -64,6 +69,7 @@ def channel_quality(
     clipped = (np.abs(emg_uv) >= CLIP_LEVEL_UV).mean(axis=0)
     std = centred.std(axis=0)
     noisy = rms > NOISY_RMS_RATIO * max(float(np.median(rms)), FLAT_STD_UV)
+    floor = noise_floor_uv(centred, sampling_rate_hz)
     return [
         ChannelQuality(
             float(rms[c]),
@@ -71,9 +77,22 @@ def channel_quality(
             float(clipped[c]),
             bool(std[c] < FLAT_STD_UV),
             bool(noisy[c]),
+            float(floor[c]),
         )
         for c in range(emg_uv.shape[1])
     ]
+
+
+def noise_floor_uv(centred_uv: np.ndarray, sampling_rate_hz: float) -> np.ndarray:
+    """Per channel (channels,): the 10th percentile of the RMS in 50 ms windows of
+    `centred_uv` (n_samples, channels); the plain RMS when under one window."""
+    window = max(1, int(NOISE_FLOOR_WINDOW_S * sampling_rate_hz))
+    windows = len(centred_uv) // window
+    if windows < 2:
+        return np.sqrt((centred_uv**2).mean(axis=0))
+    blocks = centred_uv[: windows * window].reshape(windows, window, -1)
+    block_rms = np.sqrt((blocks**2).mean(axis=1))  # (windows, channels)
+    return np.percentile(block_rms, NOISE_FLOOR_PERCENTILE, axis=0)
 
 
 class RecentSamples:

@@ -340,6 +340,18 @@ def _open_session(path: str | os.PathLike) -> h5py.File:
     return h5
 
 
+def open_session(path: str | os.PathLike) -> h5py.File:
+    """The session file open read-only, for partial reads of ranges (h5py slicing),
+    after checking its format and version. The caller closes it (`with`)."""
+    return _open_session(path)
+
+
+def read_events(path: str | os.PathLike) -> list[SessionEvent]:
+    """Just the session's events (protocol steps and markers), in file order."""
+    with _open_session(path) as h5:
+        return _read_events(h5)
+
+
 def read_session(path: str | os.PathLike) -> SessionRecording:
     """Reads a whole session file. Label-track fields are None when absent."""
     with _open_session(path) as h5:

@@ -2,12 +2,16 @@
 
 The device thread never touches the network: it only turns device reads into spooled
 chunks, so a slow or absent connection can never make the device buffer overflow.
+It also owns the recording's camera thread (if any): it starts it once the device
+runs, feeds the clock sync with every read, and stops it, so that the last label
+chunks are spooled, before it marks the recording stopped.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from recorder.devices.base import EmgSource
@@ -29,12 +33,16 @@ class DeviceStreamer(threading.Thread):
         spool_session: SpoolSession,
         on_chunk: Callable[[], None],
         chunk_s: float = 0.1,
+        clock=None,
+        camera: threading.Thread | None = None,
     ):
         super().__init__(name=f"device-session-{spool_session.session_id}", daemon=True)
         self.device = device
         self.spool_session = spool_session
         self.on_chunk = on_chunk  # called (on this thread) after each spooled chunk
         self.chunk_s = chunk_s
+        self.clock = clock  # recorder.camera.clock.ClockSync, or None
+        self.camera = camera  # recorder.camera.streamer.CameraStreamer, or None
         self.stop_requested = threading.Event()
         self.error: str | None = None
 
@@ -43,6 +51,8 @@ class DeviceStreamer(threading.Thread):
         try:
             self.device.prepare()
             self.device.start()
+            if self.camera is not None:
+                self.camera.start()
             reason = self._stream_until_stopped()
             self.device.stop()
             while self._spool_next_read(timeout_s=0.0):  # drain what the device holds
@@ -51,6 +61,7 @@ class DeviceStreamer(threading.Thread):
             log.exception("device failed")
             self.error = reason = f"device failed: {exc}"
         finally:
+            self._stop_camera()
             self.device.release()
             self.spool_session.mark_stopped(reason)
             self.on_chunk()
@@ -61,11 +72,18 @@ class DeviceStreamer(threading.Thread):
                 return "device finished"
         return "stopped by user"
 
+    def _stop_camera(self) -> None:
+        if self.camera is not None and self.camera.is_alive():
+            self.camera.stop_requested.set()
+            self.camera.join()
+
     def _exhausted(self) -> bool:
         return bool(getattr(self.device, "exhausted", False))
 
     def _spool_next_read(self, timeout_s: float) -> int:
         samples = self.device.read(timeout_s)
+        if self.clock is not None and len(samples):
+            self.clock.observe(float(samples.time[-1]), time.time())
         for start in range(0, len(samples), MAX_CHUNK_SAMPLES):
             piece = samples.slice(start, start + MAX_CHUNK_SAMPLES)
             frame = encode_chunk(

@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "webapp.jobs",
     "webapp.registry",
     "webapp.live",
+    "webapp.protocols",
 ]
 
 MIDDLEWARE = [

@@ -6,6 +6,8 @@ from django.views.generic import RedirectView
 from webapp.accounts import views as accounts
 from webapp.jobs import views as jobs
 from webapp.live import views as live
+from webapp.protocols import views as protocols
+from webapp.recordings import review
 from webapp.recordings import views as recordings
 from webapp.registry import views as registry
 
@@ -23,6 +25,12 @@ urlpatterns = [
     path("tokens/", accounts.tokens, name="tokens"),
     path("tokens/<int:token_id>/revoke", accounts.revoke_token, name="revoke_token"),
     path("subjects/", recordings.subjects, name="subjects"),
+    path("protocols/", protocols.protocols, name="protocols"),
+    path(
+        "protocols/<int:protocol_id>/delete",
+        protocols.delete_protocol,
+        name="delete_protocol",
+    ),
     path("sessions/", recordings.sessions, name="sessions"),
     path("sessions/<int:session_id>/", recordings.session_detail, name="session"),
     path(
@@ -42,6 +50,18 @@ urlpatterns = [
     ),
     path("sessions/<int:session_id>/download", recordings.download, name="download"),
     path("sessions/<int:session_id>/hand/", live.hand_page, name="live_hand"),
+    path("sessions/<int:session_id>/review/", review.review_page, name="review"),
+    path(
+        "sessions/<int:session_id>/review/overview",
+        review.review_overview,
+        name="review_overview",
+    ),
+    path("sessions/<int:session_id>/review/emg", review.review_emg, name="review_emg"),
+    path(
+        "sessions/<int:session_id>/review/labels",
+        review.review_labels,
+        name="review_labels",
+    ),
     path("sessions/<int:session_id>/label", jobs.start_labeling, name="start_labeling"),
     path("jobs/<int:job_id>/", jobs.job_detail, name="job"),
     path("jobs/<int:job_id>/status", jobs.job_status, name="job_status"),

@@ -20,7 +20,9 @@ class SimulatedArmband(EmgSource):
     start + i / rate (time.time() seconds) and `read` sleeps until one is due.
     realtime=False returns OFFLINE_CHUNK_SAMPLES at once per read. After `duration_s`
     of samples, reads return empty chunks. `drop_packet_every=N` omits every Nth sample
-    (its package_num is skipped), to exercise drop detection.
+    (its package_num is skipped), to exercise drop detection. `clock_offset_s` makes
+    the board's clock run that far ahead of the host's (MindRove's board clock need
+    not agree with the laptop's); the camera's clock sync must absorb it.
     """
 
     def __init__(
@@ -31,6 +33,7 @@ class SimulatedArmband(EmgSource):
         band_rotation_deg: float = 0.0,
         duration_s: float | None = None,
         drop_packet_every: int | None = None,
+        clock_offset_s: float = 0.0,
         **config,
     ) -> None:
         self.simulator = ArmbandSimulator(
@@ -43,6 +46,7 @@ class SimulatedArmband(EmgSource):
         )
         self.realtime = realtime
         self.drop_packet_every = drop_packet_every
+        self.clock_offset_s = clock_offset_s
         rate = self.simulator.config.sampling_rate_hz
         self._total_samples = (
             None if duration_s is None else int(round(duration_s * rate))
@@ -65,6 +69,11 @@ class SimulatedArmband(EmgSource):
                 "realtime": realtime,
             },
         )
+
+    @property
+    def start_time_s(self) -> float | None:
+        """Host time (time.time()) of sample 0, or None before start."""
+        return self._start_time_s
 
     def start(self) -> None:
         self._start_time_s = time.time()
@@ -139,5 +148,6 @@ class SimulatedArmband(EmgSource):
             kept = (sample_index + 1) % self.drop_packet_every != 0
             self._dropped += int(np.count_nonzero(~kept))
             emg, sample_index, imu = emg[kept], sample_index[kept], imu[kept]
-        times_s = self._start_time_s + sample_index / self.info.sampling_rate_hz
+        times_s = self._start_time_s + self.clock_offset_s
+        times_s = times_s + sample_index / self.info.sampling_rate_hz
         return EmgChunk(emg=emg, time=times_s, package_num=sample_index, imu=imu)

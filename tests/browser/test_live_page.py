@@ -45,7 +45,7 @@ def start_a_recording(page, base: str) -> None:
     page.select_option("#id_subject", label="Demo subject")
     page.fill("#id_band_placement", "right forearm")
     page.fill("#id_band_rotation_deg", "0")
-    page.fill("#id_protocol_name", "free")
+    page.select_option("#id_protocol_name", "free")
     page.click("text=Create session")
     expect(page.locator("#start")).to_be_enabled(timeout=30_000)
     page.select_option("#agent-select", index=0)
@@ -100,13 +100,9 @@ def test_the_hand_moves_live(embedded_system, chromium_page, tiny_checkpoint, tm
     received = page.evaluate("() => window.liveHand.posesReceived")
     page.wait_for_function(f"() => window.liveHand.posesReceived > {received + 20}")
 
-    # camera labels (issue #5 sends them) draw a second hand and a running MPJPE
-    page.evaluate(
-        """() => { const pose = window.liveHand.newestPose;
-           window.liveHand.handleMessage(
-             {type: "labels", t: pose.t, joints: pose.joints.map((x) => x + 3)}); }"""
-    )
+    # the demo agent's simulated camera sends labels: a second hand and a running
+    # MPJPE between the prediction and the label at the same sample time
     expect(page.locator("#mpjpe")).to_have_text(
-        re.compile(r"^MPJPE 5\.2 mm over 1 frames$")
+        re.compile(r"^MPJPE \d+\.\d mm over [1-9]\d* frames$"), timeout=10_000
     )
     assert not [m for m in page.js_messages if m.startswith("pageerror")]

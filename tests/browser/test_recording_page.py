@@ -55,7 +55,7 @@ def test_record_a_session_in_the_browser(embedded_system, chromium_page, tmp_pat
     page.select_option("#id_subject", label="Demo subject")
     page.fill("#id_band_placement", "right forearm, 5 cm below the elbow")
     page.fill("#id_band_rotation_deg", "0")
-    page.fill("#id_protocol_name", "free")
+    page.select_option("#id_protocol_name", "free")
     page.click("text=Create session")
     expect(page).to_have_url(re.compile(r"/sessions/\d+/$"))
     session_id = int(re.search(r"/sessions/(\d+)/$", page.url).group(1))

@@ -90,6 +90,7 @@ def test_as_dict_includes_the_problem():
         "clipped_fraction": 0.0,
         "flat": True,
         "noisy": False,
+        "noise_floor_uv": 0.0,
         "problem": quality.problem,
     }
 
@@ -174,3 +175,16 @@ def test_latest_is_a_copy():
     recent.extend(numbered(0, 3))
     recent.latest()[:] = -1
     np.testing.assert_array_equal(recent.latest(), numbered(0, 3))
+
+
+def test_the_noise_floor_ignores_a_burst_of_activity():
+    quiet = band_limited_noise(rms_uv=5)
+    burst = quiet.copy()
+    burst[200:300] *= 40  # 0.2 s of strong contraction
+    (quiet_quality,) = channel_quality(quiet, RATE_HZ)
+    (burst_quality,) = channel_quality(burst, RATE_HZ)
+    assert burst_quality.rms_uv > 5 * quiet_quality.rms_uv
+    assert burst_quality.noise_floor_uv == pytest.approx(
+        quiet_quality.noise_floor_uv, rel=0.05
+    )
+    assert 2 < quiet_quality.noise_floor_uv < 6

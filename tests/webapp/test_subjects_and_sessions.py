@@ -12,7 +12,7 @@ def session_form(subject, **overrides) -> dict:
         "subject": subject.pk,
         "band_placement": "left forearm, 4 cm below the elbow",
         "band_rotation_deg": "15",
-        "protocol_name": "fist-open",
+        "protocol_name": "calibration",
         "notes": "",
         **overrides,
     }
@@ -67,7 +67,7 @@ def test_creating_a_session_leads_to_its_page(alice, alice_client, make_subject)
     assert session.subject == subject
     assert session.band_placement == "left forearm, 4 cm below the elbow"
     assert session.band_rotation_deg == 15.0
-    assert session.protocol_name == "fist-open"
+    assert session.protocol_name == "calibration"
     assert session.status == RecordingSession.Status.CREATED
     assert alice_client.get(response["Location"]).status_code == 200
 

@@ -19,12 +19,19 @@ from django.conf import settings
 from recorder.protocol import (
     MAX_CHANNELS,
     STREAM_EMG,
+    STREAM_LABELS,
     ProtocolError,
     decode_chunk,
     make_message,
     parse_message,
 )
-from webapp.live.groups import announce_agent, forward_samples
+from webapp.live.groups import (
+    announce_agent,
+    forward_samples,
+    hand_session_group,
+    labels_event,
+)
+from webapp.protocols.events import ProtocolEventReceiver
 from webapp.recordings import presence
 from webapp.recordings.ingest import (
     WATCH_INTERVAL_S,
@@ -106,6 +113,8 @@ class AgentConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=make_message("agent.pong"))
         elif kind == "recording.stopped":
             await self.on_recording_stopped(message)
+        elif kind == "camera.status":
+            await self.on_camera_status(message)
         else:
             raise ProtocolError(
                 "bad_type", f"{kind} is not a message an agent may send"
@@ -145,6 +154,14 @@ class AgentConsumer(AsyncWebsocketConsumer):
                 f"{message['chunks']} chunks but only {ingest.contiguous} "
                 "are stored; send the rest first",
             )
+        label_chunks = message.get("label_chunks", 0)
+        if ingest is not None and ingest.label_chunks_contiguous < label_chunks:
+            raise ProtocolError(
+                "incomplete",
+                f"session {session_id}: the agent sent {label_chunks} label chunks "
+                f"but only {ingest.label_chunks_contiguous} are stored; send the "
+                "rest first",
+            )
         status = await presence.close_recording(self.token.pk, message)
         await announce_agent(self.channel_layer, session_id, "stopped")
         await self.send(
@@ -153,6 +170,20 @@ class AgentConsumer(AsyncWebsocketConsumer):
             )
         )
 
+    async def on_camera_status(self, message: dict) -> None:
+        """The agent's camera health: passed on to the session's watching tabs."""
+        ingest = await self.ingest_for(message["session"])
+        if ingest.watched:
+            fields = ("state", "fps", "latency_ms", "message")
+            await self.channel_layer.group_send(
+                live_group(ingest.session_id),
+                {
+                    "type": "live.camera",
+                    "session": ingest.session_id,
+                    **{name: message[name] for name in fields},
+                },
+            )
+
     # ------------------------------------------------------------ binary chunks
 
     async def receive_chunk(self, frame: bytes) -> None:
@@ -160,6 +191,9 @@ class AgentConsumer(AsyncWebsocketConsumer):
             raise ProtocolError("hello_first", "send agent.hello before any chunk")
         chunk = decode_chunk(frame, expected_channels=len(self.device["channel_names"]))
         ingest = await self.ingest_for(chunk.session_id)
+        if chunk.stream_id == STREAM_LABELS:
+            await self.receive_labels(ingest, chunk, frame)
+            return
         if not ingest.is_stored(chunk.seq):
             ingest.check_window(chunk.seq)
             if ingest.hand_watched:  # before the fsync: live poses don't wait for it
@@ -171,21 +205,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
                 )
             elif ingest.live_chunks_asked:  # the last hand tab has gone
                 await self.ask_for_live_chunks(ingest, False)
-            try:
-                await ingest.store(chunk.seq, frame)
-            except OSError as exc:  # e.g. disk full: no ack, so the agent keeps it
-                log.error(
-                    "cannot store chunk %s of session %s: %s",
-                    chunk.seq,
-                    chunk.session_id,
-                    exc,
-                )
-                raise ProtocolError(
-                    "storage_failed",
-                    f"the server could not store "
-                    f"chunk {chunk.seq} ({exc.strerror}); the agent "
-                    "keeps it and sends it again",
-                ) from None
+            await self.store_chunk(ingest, chunk, frame)
             ingest.observe(chunk)
             if ingest.watched:
                 await self.channel_layer.group_send(
@@ -199,6 +219,57 @@ class AgentConsumer(AsyncWebsocketConsumer):
                 seqs=[chunk.seq],
             )
         )
+
+    async def store_chunk(self, ingest: SessionIngest, chunk, frame: bytes) -> None:
+        """Append a chunk durably, or raise the error that tells the agent to keep
+        it (no ack) and send it again."""
+        try:
+            await ingest.store(chunk.seq, frame)
+        except OSError as exc:  # e.g. disk full
+            log.error(
+                "cannot store chunk %s of stream %s of session %s: %s",
+                chunk.seq,
+                chunk.stream_id,
+                chunk.session_id,
+                exc,
+            )
+            raise ProtocolError(
+                "storage_failed",
+                f"the server could not store "
+                f"chunk {chunk.seq} ({exc.strerror}); the agent "
+                "keeps it and sends it again",
+            ) from None
+
+    async def receive_labels(self, ingest: SessionIngest, chunk, frame: bytes):
+        """A chunk of camera label frames: stored once, acknowledged on its own
+        stream, shown to watching tabs (decimated) and to live hand tabs."""
+        if not ingest.is_stored(chunk.seq, STREAM_LABELS):
+            ingest.check_window(chunk.seq, STREAM_LABELS)
+            await self.store_chunk(ingest, chunk, frame)
+            await self.show_labels(ingest, chunk)
+        await self.send(
+            text_data=make_message(
+                "chunk.ack",
+                session=chunk.session_id,
+                stream=STREAM_LABELS,
+                seqs=[chunk.seq],
+            )
+        )
+
+    async def show_labels(self, ingest: SessionIngest, chunk) -> None:
+        if not (ingest.watched or ingest.hand_watched):
+            return
+        update = ingest.live_labels(chunk)
+        if update is None:
+            return
+        if ingest.watched:
+            await self.channel_layer.group_send(live_group(ingest.session_id), update)
+        if ingest.hand_watched:
+            group = hand_session_group(ingest.session_id)
+            for label in update["frames"]:
+                await self.channel_layer.group_send(
+                    group, labels_event(label["t"], label["joints"])
+                )
 
     async def ingest_for(self, session_id: int, allow_closed: bool = False):
         """The ingest state of a session this agent may stream into, or an error."""
@@ -281,6 +352,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
         ):
             await self.close(code=4003)
             return
+        # the guided protocol's step events, timed on the EMG's clock
+        self.protocol_events = ProtocolEventReceiver(self.session_id)
         await self.channel_layer.group_add(
             live_group(self.session_id), self.channel_name
         )
@@ -306,7 +379,21 @@ class LiveConsumer(AsyncWebsocketConsumer):
             {"type": "live.watch", "session": self.session_id},
         )
 
+    async def receive(self, text_data=None, bytes_data=None):
+        """The tab's protocol events (webapp/protocols/events.py)."""
+        reply = await self.protocol_events.receive(text_data)
+        await self.send(text_data=json.dumps(reply))
+
     async def live_emg(self, event):
+        self.protocol_events.observe_emg(event)
+        await self.send(text_data=json.dumps(event))
+
+    async def live_labels(self, event):
+        """Camera label frames (see SessionIngest.live_labels), ≤ 15 per second."""
+        await self.send(text_data=json.dumps(event))
+
+    async def live_camera(self, event):
+        """The agent's camera state, fps and labeling latency, about once a second."""
         await self.send(text_data=json.dumps(event))
 
 

@@ -1,5 +1,6 @@
 from django import forms
 
+from webapp.protocols.catalog import protocol_choices
 from webapp.recordings.models import RecordingSession, Subject
 
 
@@ -40,6 +41,10 @@ class SessionForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         # only the user's own subjects can be chosen
         self.fields["subject"].queryset = Subject.objects.filter(owner=owner)
+        # built-in protocols and the user's own (see the Protocols page)
+        self.fields["protocol_name"] = forms.ChoiceField(
+            choices=protocol_choices(owner), label="Protocol"
+        )
 
     def clean_band_rotation_deg(self):
         rotation = self.cleaned_data["band_rotation_deg"]

@@ -1,7 +1,8 @@
 """What an agent connection tracks for each session it streams into (no I/O to the DB).
 
 Sequence numbers must arrive within a window past the first missing one: a chunk
-already stored is a harmless duplicate, a chunk far ahead is a protocol error.
+already stored is a harmless duplicate, a chunk far ahead is a protocol error. The
+EMG and the camera label stream each have their own sequence numbers (`SeqWindow`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ import numpy as np
 
 from recorder.chunk_log import ChunkLog, GroupCommitWriter
 from recorder.devices.packets import PacketCounter
-from recorder.protocol import Chunk, ProtocolError, peek_header
+from recorder.protocol import (
+    STREAM_EMG,
+    STREAM_LABELS,
+    Chunk,
+    ProtocolError,
+    peek_header,
+)
 from recorder.quality import RecentSamples, channel_quality
 
 # one writer thread per server process, shared by every agent connection
@@ -26,6 +33,9 @@ DISPLAY_DECIMATION = 2  # 500 Hz -> 250 Hz points for the browser's traces
 # WATCH_INTERVAL_S, and a watch lapses after WATCH_TTL_S without news.
 WATCH_INTERVAL_S = 3.0
 WATCH_TTL_S = 10.0
+LIVE_LABELS_MAX_FPS = 15.0  # label frames per second sent to watching tabs
+# camera frame times jitter: a frame this early still counts as due
+LABEL_DUE_TOLERANCE_S = 0.002
 
 
 def live_group(session_id: int) -> str:
@@ -36,6 +46,37 @@ def live_group(session_id: int) -> str:
 def ingest_group(session_id: int) -> str:
     """Agent connections streaming into a session (normally one)."""
     return f"session.{session_id}.ingest"
+
+
+class SeqWindow:
+    """Which sequence numbers of one stream are stored."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.contiguous = 0  # chunks 0..contiguous-1 are all stored
+        self.stored_ahead: set[int] = set()
+
+    def is_stored(self, seq: int) -> bool:
+        return seq < self.contiguous or seq in self.stored_ahead
+
+    def check_window(self, seq: int) -> None:
+        if seq >= self.contiguous + MAX_SEQ_AHEAD:
+            raise ProtocolError(
+                "seq_too_far_ahead",
+                f"{self.name} chunk seq {seq} is more than "
+                f"{MAX_SEQ_AHEAD} ahead of the first missing chunk "
+                f"({self.contiguous})",
+            )
+
+    def mark_stored(self, seq: int) -> bool:
+        """Remember `seq` as stored; False if it already was."""
+        if self.is_stored(seq):
+            return False
+        self.stored_ahead.add(seq)
+        while self.contiguous in self.stored_ahead:
+            self.stored_ahead.remove(self.contiguous)
+            self.contiguous += 1
+        return True
 
 
 class SessionIngest:
@@ -52,12 +93,16 @@ class SessionIngest:
         self.log.open_for_append()
         self.sampling_rate_hz = sampling_rate_hz
         self.line_frequency_hz = line_frequency_hz
-        self.contiguous = 0  # chunks 0..contiguous-1 are all stored
-        self.stored_ahead: set[int] = set()
+        self.windows = {
+            STREAM_EMG: SeqWindow("chunk"),
+            STREAM_LABELS: SeqWindow("label"),
+        }
         self.samples_stored = 0
+        self.label_frames_stored = 0
+        self._label_shown_until_s = float("-inf")  # live.labels decimation
         for record in self.log.records():
-            _, _, seq, num_samples = peek_header(record.frame)
-            self.mark_stored(seq, num_samples)
+            _, stream, seq, count = peek_header(record.frame)
+            self.mark_stored(seq, count, stream)
         self.recent = RecentSamples(num_channels, int(sampling_rate_hz))
         self._quality_due_s = 0.0
         self._watched_until_s = 0.0
@@ -66,31 +111,34 @@ class SessionIngest:
         # losses seen live on this connection; the session file has the full count
         self.packets = PacketCounter()
 
-    def is_stored(self, seq: int) -> bool:
-        return seq < self.contiguous or seq in self.stored_ahead
+    @property
+    def contiguous(self) -> int:
+        """EMG chunks 0..contiguous-1 are all stored."""
+        return self.windows[STREAM_EMG].contiguous
 
-    def check_window(self, seq: int) -> None:
-        if seq >= self.contiguous + MAX_SEQ_AHEAD:
-            raise ProtocolError(
-                "seq_too_far_ahead",
-                f"chunk seq {seq} is more than "
-                f"{MAX_SEQ_AHEAD} ahead of the first missing chunk "
-                f"({self.contiguous})",
-            )
+    @property
+    def label_chunks_contiguous(self) -> int:
+        return self.windows[STREAM_LABELS].contiguous
+
+    def is_stored(self, seq: int, stream: int = STREAM_EMG) -> bool:
+        return self.windows[stream].is_stored(seq)
+
+    def check_window(self, seq: int, stream: int = STREAM_EMG) -> None:
+        self.windows[stream].check_window(seq)
 
     async def store(self, seq: int, frame: bytes) -> None:
         """Append a new chunk; returns once it is durable (fsynced)."""
         await CHUNK_WRITER.append(self.log, frame)
-        self.mark_stored(seq, peek_header(frame)[3])
+        _, stream, _, count = peek_header(frame)
+        self.mark_stored(seq, count, stream)
 
-    def mark_stored(self, seq: int, num_samples: int) -> None:
-        if self.is_stored(seq):
+    def mark_stored(self, seq: int, count: int, stream: int = STREAM_EMG) -> None:
+        if not self.windows[stream].mark_stored(seq):
             return
-        self.samples_stored += num_samples
-        self.stored_ahead.add(seq)
-        while self.contiguous in self.stored_ahead:
-            self.stored_ahead.remove(self.contiguous)
-            self.contiguous += 1
+        if stream == STREAM_EMG:
+            self.samples_stored += count
+        else:
+            self.label_frames_stored += count
 
     def observe(self, chunk: Chunk) -> None:
         """Keep the recent samples and the live drop count up to date (cheap)."""
@@ -138,3 +186,30 @@ class SessionIngest:
             )
             update["quality"] = [q.as_dict() for q in quality]
         return update
+
+    def live_labels(self, chunk: Chunk) -> dict | None:
+        """The label frames for watching tabs, at most LIVE_LABELS_MAX_FPS; frames
+        without a hand are left out (their joints are NaN, which JSON cannot carry).
+        None when no frame of the chunk is due."""
+        frames = []
+        labels = chunk.samples
+        for k in range(len(labels)):
+            time_s = float(labels.frame_time[k])
+            if time_s < self._label_shown_until_s:
+                continue
+            joints = labels.joints[k]
+            if not np.isfinite(joints).all():
+                continue
+            spacing_s = 1.0 / LIVE_LABELS_MAX_FPS - LABEL_DUE_TOLERANCE_S
+            self._label_shown_until_s = time_s + spacing_s
+            frames.append(
+                {
+                    "t": time_s,
+                    "joints": np.round(joints.astype(np.float64), 2).ravel().tolist(),
+                    "valid": bool(labels.label_valid[k]),
+                    "ik_error_mm": round(float(labels.ik_error[k]), 2),
+                }
+            )
+        if not frames:
+            return None
+        return {"type": "live.labels", "session": self.session_id, "frames": frames}

@@ -11,6 +11,7 @@ from django.conf import settings
 from recorder.assembly import AssemblyError, assemble_recording
 from recorder.chunk_log import ChunkLog
 from recorder.session_file import SessionAttributes, SessionFormatError, write_session
+from webapp.protocols.events import session_events
 from webapp.recordings.models import RecordingSession
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ def assemble_session_file(session_id: int) -> str:
             session.expected_chunks,
             session.expected_samples,
             session_attributes(session),
+            events=session_events(session_id),
         )
         path.parent.mkdir(parents=True, exist_ok=True)
         write_session(path, recording)

@@ -19,6 +19,7 @@ from webapp.accounts.models import AgentToken
 from webapp.recordings.forms import SessionForm, StartForm, SubjectForm
 from webapp.recordings.models import RecordingSession, Subject
 from webapp.recordings.presence import start_command
+from webapp.recordings.runner import runner_context
 
 Status = RecordingSession.Status
 
@@ -77,7 +78,7 @@ def session_detail(request, session_id: int):
     return render(
         request,
         "recordings/session_detail.html",
-        {"session": session, "agents": agents},
+        {"session": session, "agents": agents, **runner_context(session)},
     )
 
 

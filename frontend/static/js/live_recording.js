@@ -1,5 +1,8 @@
 // Live recording page: scrolling EMG traces, signal quality, status polling.
 // Samples arrive over a websocket as "live.emg" messages (see webapp/recordings/ingest.py).
+// Other modules on the page (protocol_runner.js) share the socket: every message is
+// also dispatched on #live as a "live-message" event, "live-open" says the socket
+// (re)connected, and window.liveRecording.send(message) sends JSON on it.
 import uPlot from "../vendor/uplot/uPlot.esm.js";
 
 const WINDOW_S = 5; // seconds of EMG on screen
@@ -94,12 +97,25 @@ function showQuality(channels) {
   });
 }
 
+let socket = null;
+
+window.liveRecording = {
+  /** Send a JSON message to the server; false when the socket is not open. */
+  send(message) {
+    if (socket?.readyState !== WebSocket.OPEN) return false;
+    socket.send(JSON.stringify(message));
+    return true;
+  },
+};
+
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const socket = new WebSocket(`${scheme}://${location.host}${root.dataset.wsPath}`);
+  socket = new WebSocket(`${scheme}://${location.host}${root.dataset.wsPath}`);
+  socket.onopen = () => root.dispatchEvent(new CustomEvent("live-open"));
   socket.onmessage = (event) => {
     const message = JSON.parse(event.data);
     if (message.type === "live.emg") appendSamples(message);
+    root.dispatchEvent(new CustomEvent("live-message", { detail: message }));
   };
   socket.onclose = () => setTimeout(connect, 1000); // the server restarted: come back
 }
