@@ -60,7 +60,7 @@ def bench_model(name: str, pairs: list, args, out_dir: Path) -> dict:
     config = TrainConfig(
         model=name, epochs=args.max_epochs, batch_size=args.batch_size,
         time_budget_s=args.budget_s, early_stopping_patience=None, seed=args.seed,
-        device=args.device,
+        device=args.device, stride_samples=args.stride,
     )  # fmt: skip
     labeled = [pair[0] for pair in pairs]
     result = train(config, labeled[:-1], labeled[-1:], out_dir / name)
@@ -132,6 +132,13 @@ def add_bench_parser(subparsers) -> None:
         type=float,
         default=120.0,
         help="training wall time per model (default: 120)",
+    )
+    parser.add_argument(
+        "--stride",
+        type=int,
+        default=25,
+        help="samples between training windows (default 25: the seed's ~24,000 "
+        "windows from 20 minutes)",
     )
     parser.add_argument("--max-epochs", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=256)
