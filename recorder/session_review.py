@@ -7,7 +7,9 @@ a tier of per-block min/max (`BLOCK_SAMPLES` samples a block). Requests then rea
 - `emg_envelope`: per-channel min/max over time bins of [start, end). Wide bins
   come from the block tier; narrow ones from a partial read of the raw samples; a
   range with fewer samples than bins returns the samples themselves.
-- `label_frames`: the label track's frames in [start, end), decimated to a cap.
+- `label_frames`: the label track's frames in [start, end), decimated to a cap;
+  on request also MANO mesh vertices of those frames (from their poses), when the
+  server has the user's MANO files (`mesh_faces` gives the triangles once).
 
 Times in and out are seconds from the session's first EMG sample ("session
 time"), so files with board-clock (unix) timestamps read the same as simulated ones.
@@ -30,6 +32,9 @@ BLOCK_SAMPLES = 25  # 50 ms at 500 Hz: the block tier's resolution
 MIN_BLOCKS_PER_BIN = 4  # narrower bins read raw samples, so block edges don't show
 MAX_BINS = 4000
 MAX_LABEL_FRAMES = 2000
+# A mesh frame is 778 × 3 numbers (~14 kB of JSON), 37 times a joints frame, so
+# replies with vertices are thinned harder: 300 frames are ~4 MB.
+MAX_MESH_FRAMES = 300
 READ_ROWS = 100_000  # EMG rows read at once while indexing (3 MB at 8 channels)
 MARKER_KIND = "recording"  # the assembler's start/end markers are not steps
 
@@ -76,6 +81,8 @@ class SessionIndex:
     has_ik_error: bool
     steps: list[Step]
     step_stats: list[dict]  # one per step, then one for the whole session
+    has_pose: bool = False  # the labels hold MANO poses (a mesh can be drawn)
+    handedness: str = "right"  # the recorded hand, "right" or "left"
 
     @property
     def sample_count(self) -> int:
@@ -127,6 +134,8 @@ def _build_index(h5: h5py.File, events: list[SessionEvent]) -> SessionIndex:
         has_ik_error=labels is not None and "ik_error" in labels,
         steps=steps,
         step_stats=_step_stats(steps, sums, frame_time, label_valid, origin_s),
+        has_pose=labels is not None and "pose" in labels,
+        handedness=str(h5.attrs.get("handedness", "right")),
     )
 
 
@@ -327,11 +336,17 @@ def _json_numbers(values: np.ndarray, decimals: int) -> list[float | None]:
 
 def label_frames(
     index: SessionIndex, path: str | os.PathLike, start_s: float, end_s: float,
-    max_frames: int = MAX_LABEL_FRAMES,
+    max_frames: int = MAX_LABEL_FRAMES, mesh: bool = False,
+    mano_dir: str | os.PathLike | None = None,
 ) -> dict:  # fmt: skip
     """The label frames in [start_s, end_s) session s, every `stride`-th when there
     are more than `max_frames`: times, label_valid, ik_error (mm) and joints as 63
-    numbers a frame (mm, MediaPipe order; None where the fit has none)."""
+    numbers a frame (mm, MediaPipe order; None where the fit has none).
+
+    With `mesh`, at most MAX_MESH_FRAMES frames, and also `vertices_mm`: MANO's
+    mesh of each frame's pose as 778 × 3 numbers (mm, wrist-relative like the
+    joints; None where the fit has no pose), or None for all when the mesh cannot
+    be drawn from `mano_dir` (the user's MANO files), with `mesh_note` saying why."""
     check_range(index, start_s, end_s)
     if not 1 <= max_frames <= MAX_LABEL_FRAMES:
         raise ReviewRangeError(
@@ -339,6 +354,9 @@ def label_frames(
         )
     if not index.has_joints:
         raise NoLabelsError(no_labels_note(index))
+    hand_mesh, note = load_mesh(index, mano_dir) if mesh else (None, None)
+    if mesh:
+        max_frames = min(max_frames, MAX_MESH_FRAMES)
     first, last = np.searchsorted(
         index.frame_time, [index.origin_s + start_s, index.origin_s + end_s]
     )
@@ -348,7 +366,8 @@ def label_frames(
         labels = h5["labels"]
         joints = labels["joints"][rows].reshape(-1, 63)  # (n, 63) mm
         ik_error = labels["ik_error"][rows] if index.has_ik_error else None
-    return {
+        pose = labels["pose"][rows] if hand_mesh is not None else None  # (n, 48) rad
+    reply = {
         "start_s": start_s,
         "end_s": end_s,
         "stride": stride,
@@ -357,6 +376,51 @@ def label_frames(
         "ik_error_mm": None if ik_error is None else _json_numbers(ik_error, 2),
         "joints_mm": [_json_numbers(frame, 1) for frame in joints],
     }
+    if mesh:
+        vertices = None if pose is None else hand_mesh.vertices_mm(pose)
+        reply["vertices_mm"] = None if vertices is None else _mesh_frames(vertices)
+        reply["mesh_note"] = note
+    return reply
+
+
+def _mesh_frames(vertices_mm: np.ndarray) -> list[list[float] | None]:
+    """(n, 778, 3) mm -> per frame 2334 numbers at 0.1 mm, None for a NaN frame."""
+    flat = vertices_mm.reshape(len(vertices_mm), -1)
+    fitted = np.isfinite(flat).all(axis=1)
+    return [
+        _json_numbers(frame, 1) if ok else None
+        for frame, ok in zip(flat, fitted, strict=True)
+    ]
+
+
+def load_mesh(index: SessionIndex, mano_dir: str | os.PathLike | None):
+    """(the session hand's labeling.mano_mesh.ManoMesh, None), or (None, why not)."""
+    if not mano_dir:
+        return None, (
+            "The server has no MANO model files (setting MANO_MODEL_DIR), so the "
+            "hand is drawn from its joints."
+        )
+    if not index.has_pose:
+        return None, (
+            "These labels have no MANO poses, so the hand is drawn from its joints."
+        )
+    # torch and smplx load only when a mesh is asked for
+    from labeling.mano_mesh import load_mano_mesh
+
+    try:
+        return load_mano_mesh(mano_dir, is_right=index.handedness != "left"), None
+    except Exception as error:
+        # a missing or unreadable MANO file must not break the review: the page
+        # draws the joints instead, and the note says why
+        return None, f"The MANO mesh cannot be drawn: {error}"
+
+
+def mesh_faces(index: SessionIndex, mano_dir: str | os.PathLike | None) -> dict:
+    """The mesh's triangles, once per page: `mesh_faces` (1538 × 3 vertex indexes,
+    outward winding) and `mesh_note`, or None and the reason there is no mesh."""
+    hand_mesh, note = load_mesh(index, mano_dir)
+    faces = None if hand_mesh is None else hand_mesh.faces.tolist()
+    return {"mesh_faces": faces, "mesh_note": note}
 
 
 def no_labels_note(index: SessionIndex) -> str | None:

@@ -3,10 +3,16 @@
 The page first loads the overview (steps, their statistics, invalid-label spans),
 then asks for EMG envelopes and label frames of the ranges it shows, at the
 resolution it draws: never the whole file (see recorder/session_review.py).
+
+With `?mesh=1` the hand can be drawn as MANO's mesh: the overview then carries the
+mesh's triangles once (`mesh_faces`) and label ranges carry each frame's vertices
+(`vertices_mm`), when the server has the user's MANO files (MANO_MODEL_DIR) and the
+labels have poses; otherwise both are None and `mesh_note` says why.
 """
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, render
@@ -50,6 +56,15 @@ def _number(request, name: str, kind=float, default=None):
         raise BadQuery(f"{name} must be {what}, got {text!r}") from None
 
 
+def _wants_mesh(request) -> bool:
+    return request.GET.get("mesh", "") in ("1", "true")
+
+
+def _mano_dir() -> str | None:
+    """The user's MANO files, if the server has them (they are licensed)."""
+    return settings.MANO_MODEL_DIR or None
+
+
 def _answer(request, session_id: int, reply) -> JsonResponse:
     """Runs `reply(index, path)` for the user's session, turning every way it can
     fail into a JSON error that says why."""
@@ -79,9 +94,15 @@ def review_page(request, session_id: int):
 
 @login_required
 def review_overview(request, session_id: int):
-    return _answer(
-        request, session_id, lambda index, path: session_review.overview(index)
-    )
+    """&mesh=1 adds the mesh's triangles (or why there are none)."""
+
+    def reply(index, path):
+        overview = session_review.overview(index)
+        if _wants_mesh(request):
+            overview.update(session_review.mesh_faces(index, _mano_dir()))
+        return overview
+
+    return _answer(request, session_id, reply)
 
 
 @login_required
@@ -98,11 +119,15 @@ def review_emg(request, session_id: int):
 
 @login_required
 def review_labels(request, session_id: int):
-    """?start=&end= session seconds, &max_frames= the most frames to return."""
+    """?start=&end= session seconds, &max_frames= the most frames to return,
+    &mesh=1 to add MANO mesh vertices (thinned to fewer frames)."""
 
     def reply(index, path):
         start_s, end_s = _number(request, "start"), _number(request, "end")
         max_frames = _number(request, "max_frames", int, DEFAULT_LABEL_FRAMES)
-        return session_review.label_frames(index, path, start_s, end_s, max_frames)
+        return session_review.label_frames(
+            index, path, start_s, end_s, max_frames,
+            mesh=_wants_mesh(request), mano_dir=_mano_dir(),
+        )  # fmt: skip
 
     return _answer(request, session_id, reply)

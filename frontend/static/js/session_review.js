@@ -6,6 +6,11 @@
 // envelope of the session at its pixel width, the traces for the seconds around the
 // cursor at theirs, and the hand for label frames in 10 s chunks, fetched as the
 // cursor reaches them (see webapp/recordings/review.py).
+//
+// When the server has the user's MANO files, the hand is MANO's mesh: the overview
+// brings its triangles once, and each label chunk each frame's vertices (fewer
+// frames a chunk, as a mesh frame is 37 times a joints frame). Frames without
+// vertices, and servers without MANO, draw the stylized hand from the joints.
 import uPlot from "../vendor/uplot/uPlot.esm.js";
 import { HandView } from "./hand_renderer.js";
 
@@ -13,6 +18,7 @@ const TRACE_WINDOW_S = 10; // seconds of EMG in the traces
 const TRACE_MARGIN_S = 2; // move the traces when the cursor is this close to an edge
 const LABEL_CHUNK_S = 10; // label frames are fetched in chunks this long
 const LABEL_CHUNKS_KEPT = 30; // chunks kept in memory (~5 minutes of labels)
+const MESH_FRAMES_PER_CHUNK = 300; // 30 frames/s of mesh (~4 MB a chunk)
 const PREFETCH_S = 3; // fetch the next chunk this long before the cursor reaches it
 const FETCH_DELAY_MS = 80; // while dragging, wait this long before fetching traces
 const LABEL_COLOR = 0xe07b39;
@@ -34,7 +40,8 @@ const review = {
   traceStartS: null,
   traceRequest: 0,
   traceTimer: null,
-  labelChunks: new Map(), // chunk index -> {time_s, label_valid, joints_mm} or "loading"
+  labelChunks: new Map(), // chunk index -> {time_s, label_valid, joints_mm, vertices_mm?} or "loading"
+  meshFaces: null, // MANO's triangles (flat vertex indexes) when the server draws meshes
   shownFrameTimeS: null,
   framesDrawn: 0,
   needsDraw: true,
@@ -262,7 +269,8 @@ async function loadLabelChunk(index) {
   review.labelChunks.set(index, "loading");
   try {
     const startS = index * LABEL_CHUNK_S;
-    const url = rangeUrl(root.dataset.labelsUrl, startS, startS + LABEL_CHUNK_S, { max_frames: 2000 });
+    const query = review.meshFaces ? { max_frames: MESH_FRAMES_PER_CHUNK, mesh: 1 } : { max_frames: 2000 };
+    const url = rangeUrl(root.dataset.labelsUrl, startS, startS + LABEL_CHUNK_S, query);
     review.labelChunks.set(index, await getJson(url));
     while (review.labelChunks.size > LABEL_CHUNKS_KEPT) {
       review.labelChunks.delete(review.labelChunks.keys().next().value);
@@ -284,7 +292,12 @@ function labelFrameAt(timeS) {
     frame = chunk?.time_s ? chunk.time_s.length - 1 : -1;
   }
   if (!chunk?.time_s || frame < 0) return null;
-  return { timeS: chunk.time_s[frame], valid: chunk.label_valid[frame], joints: chunk.joints_mm[frame] };
+  return {
+    timeS: chunk.time_s[frame],
+    valid: chunk.label_valid[frame],
+    joints: chunk.joints_mm[frame],
+    vertices: chunk.vertices_mm?.[frame] ?? null, // null: no mesh for this frame
+  };
 }
 
 function lastAtOrBefore(times, timeS) {
@@ -320,6 +333,12 @@ function showHand(timeS) {
   }
   hand.setStyle({ color: frame.valid ? LABEL_COLOR : INVALID_COLOR, opacity: frame.valid ? 1 : 0.55 });
   hand.setJoints(frame.joints);
+  if (frame.vertices) {
+    hand.setMesh(frame.vertices, hand.mesh ? null : review.meshFaces); // faces once
+  } else {
+    hand.clearMesh();
+  }
+  root.dataset.handDrawn = frame.vertices ? "mesh" : "joints";
   hand.visible = true;
   review.framesDrawn += 1;
   root.dataset.framesDrawn = String(review.framesDrawn);
@@ -382,14 +401,21 @@ function showTime(timeS) {
 
 async function start() {
   try {
-    review.overview = await getJson(root.dataset.overviewUrl);
+    review.overview = await getJson(`${root.dataset.overviewUrl}?mesh=1`);
   } catch (error) {
     showMessage(`This session cannot be reviewed: ${error.message}`);
     return;
   }
   const { overview } = review;
   scrubber.max = String(overview.duration_s);
-  if (overview.labels_note) document.getElementById("labels-note").textContent = overview.labels_note;
+  const labelsNote = document.getElementById("labels-note");
+  if (overview.mesh_faces) {
+    review.meshFaces = overview.mesh_faces.flat();
+    labelsNote.textContent = "labels at the cursor, drawn with the MANO mesh";
+  } else if (overview.mesh_note) {
+    labelsNote.title = overview.mesh_note; // why the hand is stylized
+  }
+  if (overview.labels_note) labelsNote.textContent = overview.labels_note;
   fillStepTable();
   makeTracePlots(overview.channels);
   await makeOverview();
