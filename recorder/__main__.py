@@ -147,7 +147,8 @@ def _add_camera_options(agent) -> None:
         type=Path,
         metavar="DIR",
         help="keep each recording's video in DIR (session-<id>.mp4 and the frames' "
-        "times); it never leaves this computer",
+        "times); it leaves this computer only when the session's owner asks for it "
+        "on the session page",
     )
     agent.add_argument(
         "--hand",

@@ -7,6 +7,8 @@ sends whatever the spool holds that the server has not acknowledged, EMG and lab
 alike, so after any disconnect it simply starts again from the spool. Reconnects
 back off exponentially. About once a second the agent reports each recording's
 camera health (`camera.status`: fps, labeling latency, "no frames") for the page.
+On `video.request` it uploads a --save-video file on a thread of its own (HTTP, not
+the websocket), or answers `video.unavailable` saying why it cannot.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -27,7 +30,12 @@ from recorder.camera.clock import ClockSync
 from recorder.camera.labeler import FrameLabeler
 from recorder.camera.sources import FrameSource, open_camera
 from recorder.camera.streamer import CameraStreamer
-from recorder.camera.video import VideoSaver
+from recorder.camera.video import (
+    VideoSaver,
+    VideoUploadError,
+    saved_video_paths,
+    upload_saved_video,
+)
 from recorder.devices import EmgSource, open_device
 from recorder.protocol import (
     STREAM_EMG,
@@ -45,6 +53,13 @@ log = logging.getLogger("recorder.agent")
 FATAL_CODES = {"bad_token", "token_revoked"}
 CAMERA_STATUS_INTERVAL_S = 1.0
 STREAMS = (STREAM_EMG, STREAM_LABELS)
+CONTACT_CHECK_S = 2.0  # impedance samples averaged per check (after 2 s settling)
+CONTACT_WAIT_S = 30.0  # a check takes ~5 s; past this the device thread is stuck
+# Devices without electrodes say so rather than invent values a person could trust.
+NO_ELECTRODES = {
+    "simulated": "a simulated armband has no electrodes to measure",
+    "replay": "a replayed recording has no electrodes to measure",
+}
 
 
 class LinkStats:
@@ -78,7 +93,7 @@ class AgentConfig:
     device_options: dict = field(default_factory=dict)
     camera: str = "none"  # "none" | "simulated" | "webcam" | "video"
     camera_options: dict = field(default_factory=dict)
-    save_video_dir: Path | None = None  # keep the camera's frames here (never sent)
+    save_video_dir: Path | None = None  # keep the frames here; sent only on request
     handedness: str = "right"  # which hand the camera films, for the IK's hand model
     # 100 samples at 500 Hz per chunk: one server keeps up with 100 agents at this size
     # (docs/benchmarks.md); halving it doubles the messages per second.
@@ -122,6 +137,12 @@ class Agent:
         self._samples_of_closed_sessions = 0
         self._wakeup = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._contact_checks: dict[int, asyncio.Task] = {}
+        # JSON messages for the server that handlers queue (video.unavailable), kept
+        # across reconnects until sent; appended from upload threads too
+        self.replies: deque[str] = deque()
+        self._replies_queued = asyncio.Event()
+        self.video_uploads: dict[int, threading.Thread] = {}
 
     # ------------------------------------------------------------ connection loop
 
@@ -174,6 +195,7 @@ class Agent:
                 asyncio.create_task(self._receive(websocket)),
                 asyncio.create_task(self._ping(websocket)),
                 asyncio.create_task(self._report_cameras(websocket)),
+                asyncio.create_task(self._send_replies(websocket)),
                 asyncio.create_task(stop.wait()),
             ]
             try:
@@ -274,7 +296,10 @@ class Agent:
                     "server sent a message this agent does not understand: %s", exc
                 )
                 continue
-            self._handle(message)
+            if message["type"] == "device.contact":
+                self._start_contact_check(websocket, message["session"])
+            else:
+                self._handle(message)
 
     def _handle(self, message: dict) -> None:
         kind = message["type"]
@@ -294,8 +319,57 @@ class Agent:
             self.set_live(message["session"], message["live"])
         elif kind == "recording.closed":
             self._forget_session(message["session"], message["status"])
+        elif kind == "video.request":
+            self.send_saved_video(message["session"])
         elif kind == "error":
             log.error("server: %s (%s)", message["message"], message["code"])
+
+    # ------------------------------------------------------------ electrode contact
+
+    def _start_contact_check(self, websocket, session_id: int) -> None:
+        """Measure in the background (a check takes seconds); one at a time per
+        session, since repeated clicks would only lengthen the EMG's pause."""
+        running = self._contact_checks.get(session_id)
+        if running is not None and not running.done():
+            return
+        self._contact_checks[session_id] = asyncio.create_task(
+            self._report_contact(websocket, session_id)
+        )
+
+    async def _report_contact(self, websocket, session_id: int) -> None:
+        fields = await self.measure_contact(session_id)
+        try:
+            await websocket.send(
+                make_message("device.contact_report", session=session_id, **fields)
+            )
+        except websockets.ConnectionClosed:
+            log.warning(
+                "contact check of session %d: the connection dropped", session_id
+            )
+
+    async def measure_contact(self, session_id: int) -> dict:
+        """The device.contact_report fields for one recording: a reading, or no pairs
+        and a message that says why."""
+        kind = self.device_info.get("kind", "")
+        if kind in NO_ELECTRODES:
+            return _no_contact(NO_ELECTRODES[kind])
+        streamer = self.streamers.get(session_id)
+        if streamer is None or not streamer.is_alive():
+            return _no_contact(f"session {session_id} is not recording on this agent")
+        future = streamer.request_contact(CONTACT_CHECK_S)
+        try:
+            reading = await asyncio.wait_for(
+                asyncio.wrap_future(future), CONTACT_WAIT_S
+            )
+        except TimeoutError:
+            return _no_contact(f"no reading within {CONTACT_WAIT_S:g} s")
+        except Exception as exc:  # the page gets why, whatever the device raised
+            return _no_contact(str(exc) or type(exc).__name__)
+        return {
+            "pairs": list(reading.pairs),
+            "resistance_kohm": list(reading.resistance_kohm),
+            "message": "",
+        }
 
     # ------------------------------------------------------------ recordings
 
@@ -378,6 +452,78 @@ class Agent:
             session.delete()
             log.info("session %d closed by the server (%s)", session_id, status)
 
+    # ------------------------------------------------------------ saved videos
+
+    def send_saved_video(self, session_id: int) -> None:
+        """Upload the session's --save-video file, or tell the server why not.
+
+        The upload runs on its own thread: a video of an hour is gigabytes, and the
+        loop must keep streaming and acknowledging other recordings meanwhile.
+        """
+        reason = self._why_no_video(session_id)
+        if reason is not None:
+            self._reply(
+                make_message("video.unavailable", session=session_id, reason=reason)
+            )
+            return
+        running = self.video_uploads.get(session_id)
+        if running is not None and running.is_alive():
+            return  # already on its way (the server repeats requests on reconnect)
+        thread = threading.Thread(
+            target=self._upload_video,
+            args=(session_id,),
+            name=f"video-upload-{session_id}",
+            daemon=True,
+        )
+        self.video_uploads[session_id] = thread
+        thread.start()
+
+    def _why_no_video(self, session_id: int) -> str | None:
+        directory = self.config.save_video_dir
+        if directory is None:
+            return "this agent runs without --save-video, so it keeps no video"
+        streamer = self.streamers.get(session_id)
+        if streamer is not None and streamer.is_alive():
+            return "the session is still recording; ask again once it has stopped"
+        video_path, _ = saved_video_paths(directory, session_id)
+        if not video_path.is_file():
+            return (
+                f"this agent has no saved video of session {session_id} "
+                f"(no {video_path.name} in {directory})"
+            )
+        return None
+
+    def _upload_video(self, session_id: int) -> None:
+        """On the upload thread: send the files; a failure goes to the page."""
+        config = self.config
+        try:
+            answer = upload_saved_video(
+                config.server_url, config.token, config.save_video_dir, session_id
+            )
+        except (VideoUploadError, OSError) as exc:  # OSError: the file went away
+            log.error("video of session %d not sent: %s", session_id, exc)
+            reason = f"the upload failed: {exc}"[:2000]
+            self._reply(
+                make_message("video.unavailable", session=session_id, reason=reason)
+            )
+            return
+        log.info("video of session %d sent (%s bytes)", session_id, answer.get("bytes"))
+
+    def _reply(self, message: str) -> None:
+        """Queue a message for the server; safe from any thread."""
+        self.replies.append(message)
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._replies_queued.set)
+
+    async def _send_replies(self, websocket) -> None:
+        """Send queued replies in order; one is dropped only once it is sent."""
+        while True:
+            while self.replies:
+                await websocket.send(self.replies[0])
+                self.replies.popleft()
+            await self._replies_queued.wait()
+            self._replies_queued.clear()
+
     def _wake_from_thread(self) -> None:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._wakeup.set)
@@ -393,6 +539,10 @@ def _stopped_message(session: SpoolSession) -> str:
         reason=session.state["reason"],
         label_chunks=session.next_label_seq,
     )
+
+
+def _no_contact(message: str) -> dict:
+    return {"pairs": [], "resistance_kohm": [], "message": message}
 
 
 def camera_status(camera) -> dict:

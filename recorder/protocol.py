@@ -351,6 +351,14 @@ MESSAGE_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
         "latency_ms": (int, float),
         "message": (str,),
     },
+    # the answer to device.contact: one impedance value per electrode pair (None: no
+    # reading), or no pairs and a message saying why there is no measurement
+    "device.contact_report": {
+        "session": (int,),
+        "pairs": (list,),
+        "resistance_kohm": (list,),
+        "message": (str,),
+    },
     "recording.stopped": {
         "session": (int,),
         "chunks": (int,),
@@ -358,6 +366,9 @@ MESSAGE_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
         "dropped_packets": (int,),
         "reason": (str,),
     },
+    # the answer to video.request when the agent cannot send the video (no saved
+    # file, still recording, the upload failed); the reason is shown on the page
+    "video.unavailable": {"session": (int,), "reason": (str,)},
     # server -> agent
     "agent.welcome": {"agent": (str,), "server_version": (str,)},
     "agent.pong": {},
@@ -366,7 +377,12 @@ MESSAGE_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     # a live 3D hand watches (live=True): send small chunks until live=False
     "recording.live": {"session": (int,), "live": (bool,)},
     "recording.closed": {"session": (int,), "status": (str,)},
+    # measure electrode contact now (MindRove impedance mode; the EMG pauses)
+    "device.contact": {"session": (int,)},
     "chunk.ack": {"session": (int,), "stream": (int,), "seqs": (list,)},
+    # the owner asks for the session's --save-video file: the agent uploads it over
+    # HTTP (POST /agent/sessions/<id>/video) or answers video.unavailable
+    "video.request": {"session": (int,)},
     "error": {"code": (str,), "message": (str,)},
 }
 # type -> {field: allowed python types}; checked when present. Older agents omit them.

@@ -173,6 +173,8 @@ MANO_MODEL_DIR = env_str("MANO_MODEL_DIR")  # holds mano/MANO_RIGHT.pkl, if supp
 
 # ------------------------------------------------------------------ ingest
 AGENT_STALE_AFTER_S = env_int("AGENT_STALE_AFTER_S", 30)
+# the largest --save-video file an agent may upload on request (413 above it)
+VIDEO_UPLOAD_MAX_MB = env_int("VIDEO_UPLOAD_MAX_MB", 2048)
 
 # ------------------------------------------------------------------ live inference
 # Live poses are computed by inference workers listening on channels inference-0 ..

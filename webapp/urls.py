@@ -8,6 +8,7 @@ from webapp.jobs import views as jobs
 from webapp.live import views as live
 from webapp.protocols import views as protocols
 from webapp.recordings import review
+from webapp.recordings import video as recording_video
 from webapp.recordings import views as recordings
 from webapp.registry import views as registry
 
@@ -49,6 +50,28 @@ urlpatterns = [
         name="stop_recording",
     ),
     path("sessions/<int:session_id>/download", recordings.download, name="download"),
+    path(
+        "sessions/<int:session_id>/video/request",
+        recordings.request_video,
+        name="request_video",
+    ),
+    path("sessions/<int:session_id>/video", recordings.download_video, name="video"),
+    path(
+        "sessions/<int:session_id>/video/frames",
+        recordings.download_video_frames,
+        name="video_frames",
+    ),
+    # the agent's upload of a saved video (token auth; webapp/recordings/video.py)
+    path(
+        "agent/sessions/<int:session_id>/video",
+        recording_video.receive_video,
+        name="agent_video",
+    ),
+    path(
+        "agent/sessions/<int:session_id>/video/frames",
+        recording_video.receive_frame_times,
+        name="agent_video_frames",
+    ),
     path("sessions/<int:session_id>/hand/", live.hand_page, name="live_hand"),
     path("sessions/<int:session_id>/review/", review.review_page, name="review"),
     path(

@@ -13,6 +13,14 @@ What the SDK does not document, learned by probing SDK 5.3.0:
   them, which is what we want when replaying a recording.
 - The counter's wrap-around range on the armband itself is not in the SDK; pass
   `package_modulus` once known. Without it, a backward jump is logged as a wrap/reset.
+
+Electrode contact (`read_contact`): `config_board(MindroveConfigMode.IMP_MODE)` puts
+the band in impedance mode, where rows 8-17 (`get_resistance_channels`) carry the
+impedance between electrode pairs; `EEG_MODE` puts it back. The SDK's docstring
+names the pairs (6-Ref, 5-6, 5-4, 3-4, 2-3, 1-2, Ref-4, Ref-Drl, 3-Drl, 1-Drl) but
+no unit: values are passed on unscaled and taken to be kΩ, unverified without an
+armband. The playback board takes no mode commands (they are skipped for it) and
+replays rows 8-17 as written, which is how the tests check the rows.
 """
 
 from __future__ import annotations
@@ -21,9 +29,15 @@ import logging
 import math
 import os
 import time
+from dataclasses import dataclass
 
 import numpy as np
-from mindrove.board_shim import BoardIds, BoardShim, MindRoveInputParams
+from mindrove.board_shim import (
+    BoardIds,
+    BoardShim,
+    MindroveConfigMode,
+    MindRoveInputParams,
+)
 from mindrove.exit_codes import MindRoveError
 
 from recorder.devices.base import DeviceError, DeviceInfo, EmgChunk, EmgSource
@@ -37,6 +51,29 @@ DEFAULT_IP_ADDRESS = "192.168.4.1"  # the armband's own access point
 RING_BUFFER_SAMPLES = 500 * 60 * 10  # 10 min at 500 Hz, should reads stall
 # Waking for every 2 ms sample costs CPU for nothing; 10 ms batches ~5 samples.
 MIN_WAIT_S = 0.01
+# The SDK's docstring of get_resistance_channels, in row order (10 rows).
+CONTACT_PAIRS = (
+    "6-Ref", "5-6", "5-4", "3-4", "2-3", "1-2", "Ref-4", "Ref-DRL", "3-DRL", "1-DRL",
+)  # fmt: skip
+# MindRove's own examples wait 2 s after switching to IMP_MODE before reading.
+IMPEDANCE_SETTLE_S = 2.0
+# The examples wait 0.1 s after switching back; 0.5 s lets the EMG front end recover
+# from the measuring current before samples count again.
+EMG_SETTLE_S = 0.5
+DEFAULT_CONTACT_S = 2.0
+
+
+@dataclass(frozen=True)
+class ContactReading:
+    """Electrode contact from impedance mode: one median value per electrode pair.
+
+    resistance_kohm holds None where a pair gave no finite reading. samples_set_aside
+    is how many samples the check took out of the EMG stream (they are not EMG).
+    """
+
+    pairs: tuple[str, ...]
+    resistance_kohm: tuple[float | None, ...]
+    samples_set_aside: int
 
 
 class MindRoveArmband(EmgSource):
@@ -64,6 +101,8 @@ class MindRoveArmband(EmgSource):
         self._packets = PacketCounter(package_modulus)
         self._board: BoardShim | None = None
         self._streaming = False
+        # True while the band may be in impedance mode: its EMG rows are not EMG then
+        self.in_impedance_mode = False
         self._started_at: float | None = None
         self._samples_read = 0
 
@@ -191,6 +230,66 @@ class MindRoveArmband(EmgSource):
             imu=imu,
         )
 
+    # ------------------------------------------------------------ contact
+
+    def read_contact(
+        self,
+        seconds: float = DEFAULT_CONTACT_S,
+        settle_s: float = IMPEDANCE_SETTLE_S,
+        emg_settle_s: float = EMG_SETTLE_S,
+    ) -> ContactReading:
+        """Electrode contact, measured in impedance mode while streaming.
+
+        Call it from the thread that reads the device, after draining what it holds:
+        every sample from the switch to impedance mode until `emg_settle_s` after the
+        switch back is set aside (about settle_s + seconds + emg_settle_s of EMG), and
+        the packet counter restarts after them, so they do not count as lost packets.
+        If the band cannot be put back into EMG mode, this raises with
+        `in_impedance_mode` still True: the caller must stop recording.
+        """
+        if self._board is None or not self._streaming:
+            raise DeviceError(f"{self._where()} is not streaming: call start() first")
+        set_aside = 0
+        self._set_mode(MindroveConfigMode.IMP_MODE, "impedance")
+        self.in_impedance_mode = True
+        try:
+            set_aside += self._drain_for(settle_s).shape[1]
+            board_data = self._drain_for(seconds)
+            set_aside += board_data.shape[1]
+        finally:
+            self._set_mode(MindroveConfigMode.EEG_MODE, "EMG")
+            self.in_impedance_mode = False
+        set_aside += self._drain_for(emg_settle_s).shape[1]
+        self._packets.restart()
+        log.info("contact check set aside %d samples of %s", set_aside, self._where())
+        return _contact_reading(board_data, self.rows["resistance"], set_aside)
+
+    def _set_mode(self, mode: bytes, name: str) -> None:
+        if self.playback_file:
+            # The playback board rejects mode commands; it replays rows as written.
+            log.debug("playback: %s mode command skipped", name)
+            return
+        try:
+            self._board.config_board(mode)
+        except MindRoveError as error:
+            raise self._device_error(f"switch to {name} mode", error) from error
+
+    def _drain_for(self, seconds: float) -> np.ndarray:
+        """Every row the board delivers in the next `seconds`, as (39, n)."""
+        parts = []
+        deadline = time.monotonic() + seconds
+        while True:
+            board_data = self._drain()
+            if board_data is not None:
+                parts.append(board_data)
+            remaining_s = deadline - time.monotonic()
+            if remaining_s <= 0:
+                break
+            time.sleep(min(MIN_WAIT_S, remaining_s))
+        if not parts:
+            return np.zeros((self.rows["num_rows"], 0))
+        return np.concatenate(parts, axis=1)
+
     def _device_error(self, action: str, error: MindRoveError) -> DeviceError:
         if self.playback_file:
             hint = "is it a 39-row MindRove file written by DataFilter.write_file?"
@@ -208,7 +307,33 @@ def _armband_rows() -> dict:
         "package_num": BoardShim.get_package_num_channel(ARMBAND),
         "timestamp": BoardShim.get_timestamp_channel(ARMBAND),
         "sampling_rate_hz": BoardShim.get_sampling_rate(ARMBAND),
+        "resistance": BoardShim.get_resistance_channels(ARMBAND),
+        "num_rows": BoardShim.get_num_rows(ARMBAND),
     }
+
+
+def _contact_reading(
+    board_data: np.ndarray, resistance_rows: list[int], set_aside: int
+) -> ContactReading:
+    """The median of each resistance row: robust to the odd sample caught mid-switch."""
+    if board_data.shape[1] == 0:
+        raise DeviceError(
+            "the armband sent no samples in impedance mode: is it still connected?"
+        )
+    pairs = _pair_names(len(resistance_rows))
+    values = []
+    for row in resistance_rows:
+        readings = board_data[row]
+        readings = readings[np.isfinite(readings)]
+        values.append(float(np.median(readings)) if readings.size else None)
+    return ContactReading(pairs, tuple(values), set_aside)
+
+
+def _pair_names(count: int) -> tuple[str, ...]:
+    """The SDK's pair names when the rows match its docstring, else numbered pairs."""
+    if count == len(CONTACT_PAIRS):
+        return CONTACT_PAIRS
+    return tuple(f"pair {i + 1}" for i in range(count))
 
 
 def _route_sdk_logging() -> None:

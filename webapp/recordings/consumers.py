@@ -32,7 +32,7 @@ from webapp.live.groups import (
     labels_event,
 )
 from webapp.protocols.events import ProtocolEventReceiver
-from webapp.recordings import presence
+from webapp.recordings import presence, video
 from webapp.recordings.ingest import (
     WATCH_INTERVAL_S,
     SessionIngest,
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 # how often a connected agent's last_seen_at is written (AGENT_STALE_AFTER_S is 30)
 PRESENCE_REFRESH_S = 10.0
+# the armband has 10 resistance rows; far more is not an electrode report
+MAX_CONTACT_PAIRS = 64
 
 
 class AgentConsumer(AsyncWebsocketConsumer):
@@ -115,6 +117,12 @@ class AgentConsumer(AsyncWebsocketConsumer):
             await self.on_recording_stopped(message)
         elif kind == "camera.status":
             await self.on_camera_status(message)
+        elif kind == "video.unavailable":  # the answer to a video.request
+            await video.record_unavailable(
+                self.token.pk, message["session"], message["reason"]
+            )
+        elif kind == "device.contact_report":
+            await self.on_contact_report(message)
         else:
             raise ProtocolError(
                 "bad_type", f"{kind} is not a message an agent may send"
@@ -183,6 +191,20 @@ class AgentConsumer(AsyncWebsocketConsumer):
                     **{name: message[name] for name in fields},
                 },
             )
+
+    async def on_contact_report(self, message: dict) -> None:
+        """Electrode contact the page asked for: passed on to the session's tabs."""
+        check_contact_report(message)
+        ingest = await self.ingest_for(message["session"])
+        fields = ("pairs", "resistance_kohm", "message")
+        await self.channel_layer.group_send(
+            live_group(ingest.session_id),
+            {
+                "type": "live.contact",
+                "session": ingest.session_id,
+                **{name: message[name] for name in fields},
+            },
+        )
 
     # ------------------------------------------------------------ binary chunks
 
@@ -312,6 +334,13 @@ class AgentConsumer(AsyncWebsocketConsumer):
         """A start/stop command from the portal (see views.start_recording)."""
         await self.send(text_data=event["message"])
 
+    async def agent_contact(self, event):
+        """A tab asks for an electrode contact check (see LiveConsumer)."""
+        if event["session"] in self.ingests:
+            await self.send(
+                text_data=make_message("device.contact", session=event["session"])
+            )
+
     async def live_watch(self, event):
         """A browser tab watches one of our sessions (see LiveConsumer)."""
         ingest = self.ingests.get(event["session"])
@@ -380,7 +409,14 @@ class LiveConsumer(AsyncWebsocketConsumer):
         )
 
     async def receive(self, text_data=None, bytes_data=None):
-        """The tab's protocol events (webapp/protocols/events.py)."""
+        """The tab's protocol events (webapp/protocols/events.py), or its request
+        for an electrode contact check, which goes to the streaming agent."""
+        if _tab_message_type(text_data) == "contact.check":
+            await self.channel_layer.group_send(
+                ingest_group(self.session_id),
+                {"type": "agent.contact", "session": self.session_id},
+            )
+            return
         reply = await self.protocol_events.receive(text_data)
         await self.send(text_data=json.dumps(reply))
 
@@ -394,6 +430,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def live_camera(self, event):
         """The agent's camera state, fps and labeling latency, about once a second."""
+        await self.send(text_data=json.dumps(event))
+
+    async def live_contact(self, event):
+        """The agent's electrode contact report, after the tab asked for one."""
         await self.send(text_data=json.dumps(event))
 
 
@@ -415,6 +455,47 @@ def check_device(device: dict) -> None:
             "bad_schema",
             f"agent.hello: a sampling rate of {rate_hz} Hz is out of range 1..100000",
         )
+
+
+def check_contact_report(message: dict) -> None:
+    """One name per value, names as text, values finite numbers or None."""
+    pairs, values = message["pairs"], message["resistance_kohm"]
+    if len(pairs) != len(values):
+        raise ProtocolError(
+            "bad_contact_report",
+            f"device.contact_report: {len(pairs)} pairs but "
+            f"{len(values)} resistance values",
+        )
+    if len(pairs) > MAX_CONTACT_PAIRS:
+        raise ProtocolError(
+            "bad_contact_report",
+            f"device.contact_report: {len(pairs)} pairs is more than "
+            f"{MAX_CONTACT_PAIRS}",
+        )
+    if not all(isinstance(name, str) and len(name) <= 40 for name in pairs):
+        raise ProtocolError(
+            "bad_contact_report",
+            "device.contact_report: pairs must be names of up to 40 characters",
+        )
+    if not all(value is None or _is_number(value) for value in values):
+        raise ProtocolError(
+            "bad_contact_report",
+            "device.contact_report: resistance_kohm must hold numbers or null",
+        )
+
+
+def _is_number(value) -> bool:
+    # parse_message already refused NaN and infinities
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _tab_message_type(text: str | None):
+    """The "type" of a tab's JSON message, or None (protocol events explain why)."""
+    try:
+        message = json.loads(text or "")
+    except json.JSONDecodeError:
+        return None
+    return message.get("type") if isinstance(message, dict) else None
 
 
 def _bearer_token(scope) -> str:

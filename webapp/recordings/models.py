@@ -95,3 +95,31 @@ class RecordingSession(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in (self.Status.RECORDING, self.Status.STOPPING)
+
+
+class SessionVideo(models.Model):
+    """A session's webcam video, which the agent kept on the laptop (--save-video)
+    and sends only when the owner asks for it (see webapp/recordings/video.py)."""
+
+    class State(models.TextChoices):
+        REQUESTED = "requested", "Requested"  # waiting for the agent to send it
+        COMPLETE = "complete", "Uploaded"
+        FAILED = "failed", "Not sent"  # `message` says why
+
+    session = models.OneToOneField(
+        RecordingSession, on_delete=models.CASCADE, related_name="video"
+    )
+    state = models.CharField(
+        max_length=10, choices=State.choices, default=State.REQUESTED
+    )
+    message = models.TextField(blank=True)
+    requested_at = models.DateTimeField(null=True, blank=True)
+    # set only once a whole file is stored and its SHA-256 checked
+    file = models.FileField(upload_to="videos/", blank=True)
+    frames_file = models.FileField(upload_to="videos/", blank=True)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)
+    uploaded_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Video of session {self.session_id} ({self.state})"

@@ -9,6 +9,7 @@ from django.utils import timezone
 from recorder.protocol import make_message
 from webapp.accounts.models import AgentToken
 from webapp.recordings.models import RecordingSession
+from webapp.recordings.video import pending_video_requests
 
 Status = RecordingSession.Status
 
@@ -62,6 +63,7 @@ def commands_after_reconnect(token_id: int, reported: set[int]) -> list[str]:
 
     A start sent while the agent was offline is sent again; a stop likewise.
     Sessions the agent still holds but the server has closed are closed again.
+    Saved videos the owner asked for and has not received are asked for again.
     """
     commands = []
     assigned = RecordingSession.objects.filter(agent_id=token_id)
@@ -76,6 +78,7 @@ def commands_after_reconnect(token_id: int, reported: set[int]) -> list[str]:
         commands.append(
             make_message("recording.closed", session=session.pk, status=session.status)
         )
+    commands += pending_video_requests(token_id)
     return commands
 
 

@@ -17,9 +17,11 @@ from django.views.decorators.http import require_POST
 from recorder.protocol import make_message
 from webapp.accounts.models import AgentToken
 from webapp.recordings.forms import SessionForm, StartForm, SubjectForm
-from webapp.recordings.models import RecordingSession, Subject
+from webapp.recordings.models import RecordingSession, SessionVideo, Subject
 from webapp.recordings.presence import start_command
 from webapp.recordings.runner import runner_context
+from webapp.recordings.video import VideoRequestError
+from webapp.recordings.video import request_video as record_video_request
 
 Status = RecordingSession.Status
 
@@ -78,7 +80,12 @@ def session_detail(request, session_id: int):
     return render(
         request,
         "recordings/session_detail.html",
-        {"session": session, "agents": agents, **runner_context(session)},
+        {
+            "session": session,
+            "agents": agents,
+            "video": SessionVideo.objects.filter(session=session).first(),
+            **runner_context(session),
+        },
     )
 
 
@@ -162,3 +169,54 @@ def download(request, session_id: int):
     return FileResponse(
         session.file.open("rb"), as_attachment=True, filename=f"session-{session.pk}.h5"
     )
+
+
+@login_required
+@require_POST
+def request_video(request, session_id: int):
+    """Ask the recording agent to send the video it saved on the laptop."""
+    session = _get_session(request, session_id)
+    try:
+        command = record_video_request(session)
+    except VideoRequestError as exc:
+        messages.error(request, str(exc))
+        return redirect(session)
+    # an offline agent gets the request when it reconnects (commands_after_reconnect)
+    _send_to_agent(session.agent, command)
+    if session.agent.is_online():
+        note = f"Asked {session.agent.name} to send its saved video of this session."
+    else:
+        note = (
+            f"{session.agent.name} is offline; it is asked to send its saved video "
+            "when it next connects."
+        )
+    messages.success(request, note)
+    return redirect(session)
+
+
+@login_required
+def download_video(request, session_id: int):
+    video = _uploaded_video(request, session_id)
+    return FileResponse(
+        video.file.open("rb"), as_attachment=True, filename=f"session-{session_id}.mp4"
+    )
+
+
+@login_required
+def download_video_frames(request, session_id: int):
+    video = _uploaded_video(request, session_id)
+    if not video.frames_file:
+        raise Http404("The agent sent no frame times with this video.")
+    return FileResponse(
+        video.frames_file.open("rb"),
+        as_attachment=True,
+        filename=f"session-{session_id}.frames.csv",
+    )
+
+
+def _uploaded_video(request, session_id: int) -> SessionVideo:
+    session = _get_session(request, session_id)  # the owner's only
+    video = SessionVideo.objects.filter(session=session).exclude(file="").first()
+    if video is None:
+        raise Http404("This session has no uploaded video.")
+    return video
