@@ -297,13 +297,14 @@ class AgentConsumer(AsyncWebsocketConsumer):
         """The ingest state of a session this agent may stream into, or an error."""
         if session_id in self.ingests:
             return self.ingests[session_id]
-        status = await presence.join_recording(self.token.pk, session_id, self.device)
-        if status is None:
+        joined = await presence.join_recording(self.token.pk, session_id, self.device)
+        if joined is None:
             raise ProtocolError(
                 "unknown_session",
                 f"session {session_id} does not exist "
                 "or is not being recorded by this agent",
             )
+        status, created_at = joined
         if status not in ("recording", "stopping"):
             if allow_closed:
                 return None
@@ -318,6 +319,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
             float(self.device["sampling_rate_hz"]),
             len(self.device["channel_names"]),
             float(self.device.get("extra", {}).get("line_frequency_hz", 50.0)),
+            created_at,
         )
         self.ingests[session_id] = ingest
         await self.channel_layer.group_add(ingest_group(session_id), self.channel_name)

@@ -8,11 +8,12 @@ EMG and the camera label stream each have their own sequence numbers (`SeqWindow
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-from recorder.chunk_log import ChunkLog, GroupCommitWriter
+from recorder.chunk_log import LOG_NAME, ChunkLog, GroupCommitWriter
 from recorder.devices.packets import PacketCounter
 from recorder.protocol import (
     STREAM_EMG,
@@ -36,6 +37,8 @@ WATCH_TTL_S = 10.0
 LIVE_LABELS_MAX_FPS = 15.0  # label frames per second sent to watching tabs
 # camera frame times jitter: a frame this early still counts as due
 LABEL_DUE_TOLERANCE_S = 0.002
+# names, in a session's chunk folder, the session it belongs to (claim_chunk_dir)
+OWNER_FILE = "session-created-at"
 
 
 def live_group(session_id: int) -> str:
@@ -46,6 +49,30 @@ def live_group(session_id: int) -> str:
 def ingest_group(session_id: int) -> str:
     """Agent connections streaming into a session (normally one)."""
     return f"session.{session_id}.ingest"
+
+
+def claim_chunk_dir(chunk_dir: Path, created_at: datetime) -> None:
+    """Make sure `chunk_dir` holds only chunks of the session created at `created_at`.
+
+    Session ids repeat: a database that was reset, or two databases sharing
+    CHUNK_STORE_DIR, give a new session the id of one whose folder is still here.
+    Its chunks would count as this session's: every new chunk with a seq it already
+    has is acknowledged as a duplicate and neither stored nor sent to the live hand.
+    Such a folder is moved aside (kept, never deleted); ours is marked as ours.
+    """
+    owner = chunk_dir / OWNER_FILE
+    log = chunk_dir / LOG_NAME
+    if owner.exists():
+        stale = owner.read_text() != created_at.isoformat()
+    else:  # a log from before owner files: stale if last written before the session
+        stale = log.exists() and log.stat().st_mtime < created_at.timestamp()
+    if stale:
+        chunk_dir.rename(
+            chunk_dir.with_name(f"{chunk_dir.name}.stale-{time.time():.0f}")
+        )
+    if not owner.exists():
+        chunk_dir.mkdir(parents=True, exist_ok=True)
+        owner.write_text(created_at.isoformat())
 
 
 class SeqWindow:
@@ -87,8 +114,11 @@ class SessionIngest:
         sampling_rate_hz: float,
         num_channels: int,
         line_frequency_hz: float = 50.0,
+        created_at: datetime | None = None,  # the session's: see claim_chunk_dir
     ):
         self.session_id = session_id
+        if created_at is not None:
+            claim_chunk_dir(chunk_dir, created_at)
         self.log = ChunkLog(chunk_dir)
         self.log.open_for_append()
         self.sampling_rate_hz = sampling_rate_hz

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from channels.db import database_sync_to_async
 from django.db import transaction
 from django.utils import timezone
@@ -44,17 +46,24 @@ def owns_session(user_id: int, session_id: int) -> bool:
 
 
 @database_sync_to_async
-def join_recording(token_id: int, session_id: int, device: dict) -> str | None:
+def join_recording(
+    token_id: int, session_id: int, device: dict
+) -> tuple[str, datetime] | None:
     """Record the device streaming into a session this agent is recording.
 
-    Returns the session's status, or None when the session isn't this agent's.
-    One UPDATE in the common case: a hundred agents may start at once.
+    Returns the session's status and creation time (which tells its chunk folder
+    from that of an older session with the same id), or None when the session
+    isn't this agent's. One UPDATE and one small SELECT: a hundred agents may start
+    at once.
     """
     sessions = RecordingSession.objects.filter(pk=session_id, agent_id=token_id)
     active = [Status.RECORDING, Status.STOPPING]
-    if sessions.filter(status__in=active).update(device_info=device):
-        return Status.RECORDING
-    return sessions.values_list("status", flat=True).first()
+    joined = sessions.filter(status__in=active).update(device_info=device)
+    found = sessions.values_list("status", "created_at").first()
+    if found is None:
+        return None
+    status, created_at = found
+    return (Status.RECORDING if joined else status), created_at
 
 
 @database_sync_to_async
