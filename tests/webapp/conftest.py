@@ -4,11 +4,16 @@ data."""
 from __future__ import annotations
 
 import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
+from django.db import connections
 from django.test import Client
 from django.utils import timezone
 
+from tests.webapp.ingest_helpers import close_all
 from webapp.accounts.models import AgentToken
+from webapp.celery import app as celery_app
 from webapp.recordings.models import RecordingSession, Subject
 
 PASSWORD = "correct-horse-battery"
@@ -40,11 +45,36 @@ def bob_client(bob):
     return _logged_in(bob)
 
 
-@pytest.fixture
-def storage(settings, tmp_path):
+def use_tmp_storage(settings, tmp_path):
     settings.CHUNK_STORE_DIR = tmp_path / "chunks"
     settings.MEDIA_ROOT = tmp_path / "media"
     return tmp_path
+
+
+@pytest.fixture
+def storage(settings, tmp_path):
+    return use_tmp_storage(settings, tmp_path)
+
+
+@pytest.fixture
+def ingest_storage(settings, tmp_path):
+    """`storage`, with Celery tasks run at once: a stopped recording's file is
+    assembled within the test."""
+    celery_app.conf.task_always_eager = True
+    yield use_tmp_storage(settings, tmp_path)
+    celery_app.conf.task_always_eager = False
+
+
+@pytest.fixture
+async def close_communicators():
+    """Close the websockets a test opened, and what they leave behind."""
+    yield
+    await close_all()
+    # the consumers' DB helpers ran on asgiref's thread: close its connection, or the
+    # test database cannot be dropped at the end of the run
+    await sync_to_async(connections.close_all)()
+    # groups and messages in Redis outlive a test; session ids repeat across tests
+    await get_channel_layer().flush()
 
 
 @pytest.fixture

@@ -6,10 +6,14 @@ import json
 
 import numpy as np
 from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import User
+from django.utils import timezone
 
 from recorder.devices.base import EmgChunk
 from recorder.protocol import STREAM_EMG, encode_chunk, make_message
+from webapp.accounts.models import AgentToken
 from webapp.asgi import application
+from webapp.recordings.models import RecordingSession, Subject
 
 DEVICE = {
     "kind": "simulated",
@@ -76,3 +80,26 @@ async def receive(agent: WebsocketCommunicator, timeout_s: float = 5) -> dict:
 async def send_chunk(agent, session_id: int, seq: int, **options) -> dict:
     await agent.send_to(bytes_data=chunk_frame(session_id, seq, **options))
     return await receive(agent)
+
+
+def make_recording(
+    username: str, protocol_name: str = "free", channels: int | None = 8
+) -> tuple[str, RecordingSession]:
+    """A user with an agent token and a session that agent is recording (its
+    device as the agent announced it: `channels` channels at 500 Hz)."""
+    user = User.objects.create_user(username, password="pw-" + username)
+    token, secret = AgentToken.issue(user, f"{username}'s laptop")
+    subject = Subject.objects.create(owner=user, name=username.title())
+    device = {"kind": "simulated", "sampling_rate_hz": 500.0}
+    if channels is not None:
+        device["channel_names"] = [f"ch{i + 1}" for i in range(channels)]
+    session = RecordingSession.objects.create(
+        owner=user,
+        subject=subject,
+        agent=token,
+        status="recording",
+        protocol_name=protocol_name,
+        started_at=timezone.now(),
+        device_info=device,
+    )
+    return secret, session

@@ -9,21 +9,18 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from recorder.protocol import make_message
-from tests.webapp.ingest_helpers import connect_agent, receive, say_hello, send_chunk
-from tests.webapp.test_ingest import close_communicators, make_recording  # noqa: F401
+from tests.webapp.ingest_helpers import (
+    connect_agent,
+    make_recording,
+    receive,
+    say_hello,
+    send_chunk,
+)
 from tests.webapp.test_labels_ingest import next_message_of, watching_tab
-from webapp.celery import app as celery_app
+
+pytestmark = pytest.mark.usefixtures("ingest_storage", "close_communicators")
 
 PAIRS = ["6-Ref", "5-6", "5-4"]
-
-
-@pytest.fixture(autouse=True)
-def storage(settings, tmp_path):
-    settings.CHUNK_STORE_DIR = tmp_path / "chunks"
-    settings.MEDIA_ROOT = tmp_path / "media"
-    celery_app.conf.task_always_eager = True
-    yield tmp_path
-    celery_app.conf.task_always_eager = False
 
 
 async def streaming_agent():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import struct
 
 import numpy as np
@@ -11,10 +12,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
-from django.db import connections
 from django.utils import timezone
 
-from recorder.chunk_log import ChunkLog
+from recorder.chunk_log import LOG_NAME, ChunkLog
 from recorder.protocol import (
     HEADER,
     MAX_CHUNK_BYTES,
@@ -26,58 +26,21 @@ from recorder.protocol import (
 from recorder.session_file import read_session
 from tests.webapp.ingest_helpers import (
     chunk_frame,
-    close_all,
     connect_agent,
+    make_recording,
     make_samples,
     receive,
     say_hello,
     send_chunk,
 )
 from webapp.accounts.models import AgentToken
-from webapp.celery import app as celery_app
-from webapp.recordings.models import RecordingSession, Subject
+from webapp.recordings.ingest import OWNER_FILE
+from webapp.recordings.models import RecordingSession
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def storage(settings, tmp_path):
-    settings.CHUNK_STORE_DIR = tmp_path / "chunks"
-    settings.MEDIA_ROOT = tmp_path / "media"
-    celery_app.conf.task_always_eager = True
-    yield tmp_path
-    celery_app.conf.task_always_eager = False
-
-
-@pytest.fixture(autouse=True)
-async def close_communicators():
-    yield
-    await close_all()
-    # the consumers' DB helpers ran on asgiref's thread: close its connection, or the
-    # test database cannot be dropped at the end of the run
-    await sync_to_async(connections.close_all)()
-    # groups and messages in Redis outlive a test; session ids repeat across tests
-    await get_channel_layer().flush()
-
-
-def make_recording(username: str) -> tuple[str, RecordingSession]:
-    """A user with an agent token and a session that agent is recording."""
-    user = User.objects.create_user(username, password="pw-" + username)
-    token, secret = AgentToken.issue(user, f"{username}'s laptop")
-    subject = Subject.objects.create(owner=user, name=username.title())
-    session = RecordingSession.objects.create(
-        owner=user,
-        subject=subject,
-        agent=token,
-        status="recording",
-        started_at=timezone.now(),
-        device_info={
-            "kind": "simulated",
-            "sampling_rate_hz": 500.0,
-            "channel_names": [f"ch{i + 1}" for i in range(8)],
-        },
-    )
-    return secret, session
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("ingest_storage", "close_communicators"),
+]
 
 
 @pytest.fixture
@@ -121,7 +84,7 @@ async def test_it_welcomes_an_agent_and_marks_it_online(alice):
     assert not (await sync_to_async(AgentToken.objects.get)()).connected
 
 
-async def test_it_stores_and_acknowledges_a_chunk(alice, storage):
+async def test_it_stores_and_acknowledges_a_chunk(alice, ingest_storage):
     secret, session = await alice
     agent = await connect_agent(secret)
     await say_hello(agent, [session.pk])
@@ -133,8 +96,52 @@ async def test_it_stores_and_acknowledges_a_chunk(alice, storage):
         "stream": 0,
         "seqs": [0],
     }
-    stored = list(ChunkLog(storage / "chunks" / f"session-{session.pk}").records())
+    stored = list(
+        ChunkLog(ingest_storage / "chunks" / f"session-{session.pk}").records()
+    )
     assert [decode_chunk(r.frame).seq for r in stored] == [0]
+
+
+@pytest.mark.parametrize("owned_by_another", [False, True])
+async def test_it_sets_aside_the_chunks_of_an_older_session_with_the_same_id(
+    alice, ingest_storage, owned_by_another
+):
+    # Ids repeat when the database is reset, or when two databases share the chunk
+    # store (the embedded and the Redis mode of bench_live): the old session's chunks
+    # made every new chunk look stored already, so it was neither stored nor
+    # forwarded to the live hand (no poses at all).
+    secret, session = await alice
+    folder = ingest_storage / "chunks" / f"session-{session.pk}"
+    old = ChunkLog(folder)
+    old.open_for_append()
+    old.append_many([chunk_frame(session.pk, seq, n=10) for seq in range(3)])
+    if owned_by_another:
+        (folder / OWNER_FILE).write_text("2020-01-01T00:00:00+00:00")
+    else:  # a folder from before owner files, last written before the session
+        before_s = session.created_at.timestamp() - 60
+        os.utime(folder / LOG_NAME, (before_s, before_s))
+
+    agent = await connect_agent(secret)
+    await say_hello(agent, [session.pk])
+    await send_chunk(agent, session.pk, 0)
+
+    stored = [r.frame for r in ChunkLog(folder).records()]
+    assert stored == [chunk_frame(session.pk, 0)]
+    (aside,) = ingest_storage.glob(f"chunks/session-{session.pk}.stale-*")
+    assert len(list(ChunkLog(aside).records())) == 3
+
+
+async def test_it_keeps_its_own_chunks_when_the_agent_reconnects(alice, ingest_storage):
+    secret, session = await alice
+    for seq in range(2):
+        agent = await connect_agent(secret)
+        await say_hello(agent, [session.pk])
+        await send_chunk(agent, session.pk, seq)
+        await agent.disconnect()
+    folder = ingest_storage / "chunks" / f"session-{session.pk}"
+    stored = [decode_chunk(r.frame).seq for r in ChunkLog(folder).records()]
+    assert stored == [0, 1]
+    assert not list(ingest_storage.glob("chunks/*.stale-*"))
 
 
 @pytest.mark.parametrize(
@@ -204,13 +211,13 @@ def with_version(version: int):
         (lambda frame: b"\0" * (MAX_CHUNK_BYTES + 1), "too_large"),
     ],
 )
-async def test_it_rejects_a_damaged_chunk(alice, storage, mangle, code):
+async def test_it_rejects_a_damaged_chunk(alice, ingest_storage, mangle, code):
     secret, session = await alice
     agent = await connect_agent(secret)
     await say_hello(agent, [session.pk])
     await agent.send_to(bytes_data=mangle(chunk_frame(session.pk, 0)))
     assert (await receive(agent))["code"] == code
-    assert not (storage / "chunks" / f"session-{session.pk}").exists()
+    assert not (ingest_storage / "chunks" / f"session-{session.pk}").exists()
 
 
 async def test_it_rejects_the_wrong_channel_count(alice):
@@ -221,7 +228,7 @@ async def test_it_rejects_the_wrong_channel_count(alice):
     assert error["code"] == "bad_channels" and "announced 8" in error["message"]
 
 
-async def test_it_rejects_nan_samples(alice, storage):
+async def test_it_rejects_nan_samples(alice, ingest_storage):
     secret, session = await alice
     agent = await connect_agent(secret)
     await say_hello(agent, [session.pk])
@@ -229,10 +236,12 @@ async def test_it_rejects_nan_samples(alice, storage):
     samples.emg[3, 2] = np.nan
     await agent.send_to(bytes_data=encode_chunk(session.pk, STREAM_EMG, 0, samples))
     assert (await receive(agent))["code"] == "not_finite"
-    assert not (storage / "chunks" / f"session-{session.pk}").exists()
+    assert not (ingest_storage / "chunks" / f"session-{session.pk}").exists()
 
 
-async def test_a_replayed_chunk_is_stored_once_and_acknowledged_again(alice, storage):
+async def test_a_replayed_chunk_is_stored_once_and_acknowledged_again(
+    alice, ingest_storage
+):
     secret, session = await alice
     agent = await connect_agent(secret)
     await say_hello(agent, [session.pk])
@@ -240,7 +249,12 @@ async def test_a_replayed_chunk_is_stored_once_and_acknowledged_again(alice, sto
     again = await send_chunk(agent, session.pk, 0)
     assert first == again and again["seqs"] == [0]
     assert (
-        len(list(ChunkLog(storage / "chunks" / f"session-{session.pk}").records())) == 1
+        len(
+            list(
+                ChunkLog(ingest_storage / "chunks" / f"session-{session.pk}").records()
+            )
+        )
+        == 1
     )
 
 
@@ -260,14 +274,14 @@ async def test_a_chunk_far_ahead_is_refused(alice):
     assert error["code"] == "seq_too_far_ahead"
 
 
-async def test_it_refuses_chunks_for_another_users_session(alice, bob, storage):
+async def test_it_refuses_chunks_for_another_users_session(alice, bob, ingest_storage):
     alice_secret, alice_session = await alice
     _, bobs_session = await bob
     agent = await connect_agent(alice_secret)
     await say_hello(agent, [alice_session.pk])
     error = await send_chunk(agent, bobs_session.pk, 0)
     assert error["code"] == "unknown_session"
-    assert not (storage / "chunks" / f"session-{bobs_session.pk}").exists()
+    assert not (ingest_storage / "chunks" / f"session-{bobs_session.pk}").exists()
 
 
 async def test_a_bad_agent_does_not_disturb_another(alice, bob):
@@ -303,7 +317,9 @@ async def test_it_refuses_to_close_a_recording_with_missing_chunks(alice):
     assert (await sync_to_async(RecordingSession.objects.get)()).status == "recording"
 
 
-async def test_stopping_assembles_the_session_file_from_every_chunk(alice, storage):
+async def test_stopping_assembles_the_session_file_from_every_chunk(
+    alice, ingest_storage
+):
     secret, session = await alice
     agent = await connect_agent(secret)
     await say_hello(agent, [session.pk])
@@ -319,11 +335,11 @@ async def test_stopping_assembles_the_session_file_from_every_chunk(alice, stora
     }
     stored = await sync_to_async(RecordingSession.objects.get)()
     assert stored.status == "complete" and stored.sample_count == 200
-    recording = read_session(storage / "media" / stored.file.name)
+    recording = read_session(ingest_storage / "media" / stored.file.name)
     expected = np.concatenate([make_samples(seq).emg for seq in range(4)])
     np.testing.assert_array_equal(recording.emg, expected)
     np.testing.assert_array_equal(recording.package_num, np.arange(200))
-    assert not (storage / "chunks" / f"session-{session.pk}").exists()
+    assert not (ingest_storage / "chunks" / f"session-{session.pk}").exists()
 
 
 async def test_a_repeated_stop_report_is_answered_without_redoing_work(alice):
@@ -436,12 +452,12 @@ async def test_it_refuses_a_device_it_cannot_store(alice, device, problem):
     assert error["code"] == "bad_schema" and problem in error["message"]
 
 
-async def test_a_chunk_that_cannot_be_stored_is_not_acknowledged(alice, storage):
+async def test_a_chunk_that_cannot_be_stored_is_not_acknowledged(alice, ingest_storage):
     secret, session = await alice
     agent = await connect_agent(secret)
     await say_hello(agent, [session.pk])
     await send_chunk(agent, session.pk, 0)
-    log_path = storage / "chunks" / f"session-{session.pk}" / "chunks.log"
+    log_path = ingest_storage / "chunks" / f"session-{session.pk}" / "chunks.log"
     log_path.unlink()
     log_path.mkdir()  # appending now fails, as a full disk would
     error = await send_chunk(agent, session.pk, 1)

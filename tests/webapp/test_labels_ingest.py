@@ -17,27 +17,25 @@ from recorder.chunk_log import ChunkLog
 from recorder.protocol import STREAM_LABELS, encode_label_chunk, make_message
 from recorder.session_file import read_session
 from tests.recorder.camera_helpers import make_label_frames
-from tests.webapp.ingest_helpers import connect_agent, receive, say_hello, send_chunk
-from tests.webapp.test_ingest import close_communicators, make_recording  # noqa: F401
+from tests.webapp.ingest_helpers import (
+    connect_agent,
+    make_recording,
+    receive,
+    say_hello,
+    send_chunk,
+)
 from webapp.asgi import application
-from webapp.celery import app as celery_app
 from webapp.live.groups import hand_session_group
 from webapp.recordings.ingest import ingest_group
 from webapp.recordings.models import RecordingSession
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("ingest_storage", "close_communicators"),
+]
 
 T0 = 1_700_000_000.0  # the EMG test stream's first sample time (ingest_helpers)
 FRAMES_PER_CHUNK = 6  # 0.2 s at 30 fps
-
-
-@pytest.fixture(autouse=True)
-def storage(settings, tmp_path):
-    settings.CHUNK_STORE_DIR = tmp_path / "chunks"
-    settings.MEDIA_ROOT = tmp_path / "media"
-    celery_app.conf.task_always_eager = True
-    yield tmp_path
-    celery_app.conf.task_always_eager = False
 
 
 @pytest.fixture
@@ -70,7 +68,7 @@ async def recording_agent(alice):
 
 
 async def test_a_label_chunk_is_stored_and_acknowledged_on_its_own_stream(
-    alice, storage
+    alice, ingest_storage
 ):
     agent, session = await recording_agent(alice)
     assert (await send_chunk(agent, session.pk, 0))["stream"] == 0
@@ -83,7 +81,7 @@ async def test_a_label_chunk_is_stored_and_acknowledged_on_its_own_stream(
         "seqs": [0],
     }
     assert (await send_labels(agent, session.pk, 0))["seqs"] == [0]  # a resend
-    log = ChunkLog(storage / "chunks" / f"session-{session.pk}")
+    log = ChunkLog(ingest_storage / "chunks" / f"session-{session.pk}")
     assert len(list(log.records())) == 2  # one EMG chunk, one label chunk
 
 
@@ -98,7 +96,7 @@ async def test_it_will_not_close_before_every_label_chunk_is_stored(alice):
 
 
 async def test_the_session_file_holds_the_labels_with_missing_frames_as_nan(
-    alice, storage
+    alice, ingest_storage
 ):
     agent, session = await recording_agent(alice)
     for seq in range(3):
@@ -109,7 +107,7 @@ async def test_the_session_file_holds_the_labels_with_missing_frames_as_nan(
     assert (await receive(agent))["type"] == "recording.closed"
     stored = await sync_to_async(RecordingSession.objects.get)()
     assert stored.status == "complete", stored.error
-    recording = read_session(storage / "media" / stored.file.name)
+    recording = read_session(ingest_storage / "media" / stored.file.name)
     assert len(recording.frame_time) == 2 * FRAMES_PER_CHUNK
     assert np.all(np.diff(recording.frame_time) > 0)
     assert recording.frame_time[0] == pytest.approx(recording.emg_time[0])

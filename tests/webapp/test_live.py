@@ -20,12 +20,12 @@ from tests.webapp.ingest_helpers import (
     chunk_frame,
     close_all,
     connect_agent,
+    make_recording,
     make_samples,
     receive,
     say_hello,
     send_chunk,
 )
-from tests.webapp.test_ingest import make_recording
 from webapp.live.checkpoints import register_checkpoint, train_tiny_model
 from webapp.live.groups import hand_session_group, inference_channel, labels_event
 from webapp.live.worker import stop_in_process

@@ -7,28 +7,23 @@ import json
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
-from django.db import connections
-from django.utils import timezone
 
 from recorder.protocol import make_message
 from recorder.session_file import read_session
 from tests.webapp.ingest_helpers import (
     OPEN_COMMUNICATORS,
-    close_all,
     connect_agent,
+    make_recording,
     receive,
     say_hello,
     send_chunk,
 )
-from webapp.accounts.models import AgentToken
 from webapp.asgi import application
-from webapp.celery import app as celery_app
 from webapp.protocols.clock import AgentClock, newest_sample_time
 from webapp.protocols.models import ProtocolEvent
-from webapp.recordings.models import RecordingSession, Subject
+from webapp.recordings.models import RecordingSession
 
 SAMPLE_RATE_HZ = 500.0
 
@@ -64,39 +59,6 @@ def test_the_newest_sample_of_a_live_update():
 # ---------------------------------------------------------------- over the socket
 
 pytestmark_db = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def storage(settings, tmp_path):
-    settings.CHUNK_STORE_DIR = tmp_path / "chunks"
-    settings.MEDIA_ROOT = tmp_path / "media"
-    celery_app.conf.task_always_eager = True
-    yield tmp_path
-    celery_app.conf.task_always_eager = False
-
-
-@pytest.fixture
-async def close_communicators():
-    yield
-    await close_all()
-    await sync_to_async(connections.close_all)()
-    await get_channel_layer().flush()
-
-
-def make_recording(username: str) -> tuple[str, RecordingSession]:
-    user = User.objects.create_user(username, password="pw-" + username)
-    token, secret = AgentToken.issue(user, f"{username}'s laptop")
-    subject = Subject.objects.create(owner=user, name=username.title())
-    session = RecordingSession.objects.create(
-        owner=user,
-        subject=subject,
-        agent=token,
-        status="recording",
-        protocol_name="calibration",
-        started_at=timezone.now(),
-        device_info={"kind": "simulated", "sampling_rate_hz": SAMPLE_RATE_HZ},
-    )
-    return secret, session
 
 
 async def open_tab(session: RecordingSession, username: str) -> WebsocketCommunicator:
@@ -135,9 +97,9 @@ async def stream_until_watched(agent, tab, session_id: int) -> tuple[int, dict]:
 
 @pytestmark_db
 async def test_events_are_timed_on_the_emg_clock_and_land_in_the_file(
-    storage, close_communicators
+    ingest_storage, close_communicators
 ):
-    secret, session = await sync_to_async(make_recording)("alice")
+    secret, session = await sync_to_async(make_recording)("alice", "calibration", None)
     tab = await open_tab(session, "alice")
     await tab.send_to(text_data=event("run-1", "protocol.start", "calibration"))
     refused = await next_of_type(tab, "protocol.error")
@@ -180,7 +142,7 @@ async def test_events_are_timed_on_the_emg_clock_and_land_in_the_file(
     )
     assert (await receive(agent))["type"] == "recording.closed"
     stored = await sync_to_async(RecordingSession.objects.get)()
-    recording = read_session(storage / "media" / stored.file.name)
+    recording = read_session(ingest_storage / "media" / stored.file.name)
     file_kinds = [e.kind for e in recording.events]
     assert file_kinds == ["recording", *kinds, "recording"]
     assert [e.time_s for e in recording.events[1:-1]] == times
@@ -201,9 +163,9 @@ async def test_events_are_timed_on_the_emg_clock_and_land_in_the_file(
     ],
 )
 async def test_a_bad_event_is_refused_with_a_reason(
-    message, code, storage, close_communicators
+    message, code, ingest_storage, close_communicators
 ):
-    _, session = await sync_to_async(make_recording)("alice")
+    _, session = await sync_to_async(make_recording)("alice", "calibration", None)
     tab = await open_tab(session, "alice")
     await tab.send_to(text_data=message)
     refused = await next_of_type(tab, "protocol.error")
@@ -211,8 +173,10 @@ async def test_a_bad_event_is_refused_with_a_reason(
 
 
 @pytestmark_db
-async def test_a_closed_session_takes_no_more_events(storage, close_communicators):
-    secret, session = await sync_to_async(make_recording)("alice")
+async def test_a_closed_session_takes_no_more_events(
+    ingest_storage, close_communicators
+):
+    secret, session = await sync_to_async(make_recording)("alice", "calibration", None)
     tab = await open_tab(session, "alice")
     agent = await connect_agent(secret)
     await say_hello(agent, [session.pk])

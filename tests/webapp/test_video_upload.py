@@ -8,12 +8,10 @@ import json
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
-from django.db import connections
 from django.test import Client
 
 from recorder.protocol import make_message
-from tests.webapp.ingest_helpers import close_all, connect_agent, receive, say_hello
+from tests.webapp.ingest_helpers import connect_agent, receive, say_hello
 from webapp.accounts.models import AgentToken
 from webapp.recordings import views
 from webapp.recordings.models import RecordingSession, SessionVideo, Subject
@@ -219,14 +217,6 @@ def test_another_user_can_neither_request_nor_download_the_video(
 
 
 # ------------------------------------------------- through the agent's websocket
-
-
-@pytest.fixture
-async def close_communicators():
-    yield
-    await close_all()
-    await sync_to_async(connections.close_all)()
-    await get_channel_layer().flush()
 
 
 def make_requested_video(username: str) -> tuple[str, int]:
