@@ -12,6 +12,7 @@ from recorder.assembly import AssemblyError, assemble_recording
 from recorder.chunk_log import ChunkLog
 from recorder.session_file import SessionAttributes, SessionFormatError, write_session
 from webapp.protocols.events import session_events
+from webapp.recordings.ingest import claim_chunk_dir
 from webapp.recordings.models import RecordingSession
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,9 @@ def assemble_session_file(session_id: int) -> str:
     session = RecordingSession.objects.select_related("subject").get(pk=session_id)
     if session.status != Status.ASSEMBLING:
         return session.status  # already done (a redelivered task)
-    chunks = ChunkLog(settings.CHUNK_STORE_DIR / f"session-{session_id}")
+    chunk_dir = settings.CHUNK_STORE_DIR / f"session-{session_id}"
+    claim_chunk_dir(chunk_dir, session.created_at)  # never another session's chunks
+    chunks = ChunkLog(chunk_dir)
     relative_path = f"sessions/user-{session.owner_id}/session-{session_id}.h5"
     path = settings.MEDIA_ROOT / relative_path
     try:
