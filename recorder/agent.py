@@ -297,7 +297,7 @@ class Agent:
                 )
                 continue
             if message["type"] == "device.contact":
-                self._start_contact_check(websocket, message["session"])
+                self._start_contact_check(message["session"])
             else:
                 self._handle(message)
 
@@ -326,26 +326,21 @@ class Agent:
 
     # ------------------------------------------------------------ electrode contact
 
-    def _start_contact_check(self, websocket, session_id: int) -> None:
+    def _start_contact_check(self, session_id: int) -> None:
         """Measure in the background (a check takes seconds); one at a time per
         session, since repeated clicks would only lengthen the EMG's pause."""
         running = self._contact_checks.get(session_id)
         if running is not None and not running.done():
             return
         self._contact_checks[session_id] = asyncio.create_task(
-            self._report_contact(websocket, session_id)
+            self._report_contact(session_id)
         )
 
-    async def _report_contact(self, websocket, session_id: int) -> None:
+    async def _report_contact(self, session_id: int) -> None:
+        """The report joins the reply queue, like the video answers: it survives a
+        dropped connection instead of being lost with it."""
         fields = await self.measure_contact(session_id)
-        try:
-            await websocket.send(
-                make_message("device.contact_report", session=session_id, **fields)
-            )
-        except websockets.ConnectionClosed:
-            log.warning(
-                "contact check of session %d: the connection dropped", session_id
-            )
+        self._reply(make_message("device.contact_report", session=session_id, **fields))
 
     async def measure_contact(self, session_id: int) -> dict:
         """The device.contact_report fields for one recording: a reading, or no pairs

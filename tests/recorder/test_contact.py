@@ -154,22 +154,13 @@ def test_a_simulated_agent_says_it_has_no_electrodes(tmp_path):
     }
 
 
-class RecordingWebsocket:
-    def __init__(self):
-        self.sent: list[dict] = []
-
-    async def send(self, text: str) -> None:
-        self.sent.append(parse_message(text))
-
-
 def test_the_agent_answers_device_contact_with_a_report(tmp_path):
     agent = make_agent(tmp_path, device_factory=ArmbandWithContact)
     start(agent, 7)
-    websocket = RecordingWebsocket()
 
     async def ask_twice():
-        agent._start_contact_check(websocket, 7)
-        agent._start_contact_check(websocket, 7)  # while one runs: not measured again
+        agent._start_contact_check(7)
+        agent._start_contact_check(7)  # while one runs: not measured again
         await agent._contact_checks[7]
 
     try:
@@ -177,7 +168,7 @@ def test_the_agent_answers_device_contact_with_a_report(tmp_path):
         assert agent.streamers[7].device.checks == 1
     finally:
         agent.stop_all_recordings()
-    assert websocket.sent == [
+    assert [parse_message(reply) for reply in agent.replies] == [
         {
             "v": 1,
             "type": "device.contact_report",
