@@ -21,7 +21,8 @@ from django.urls import path  # noqa: E402
 
 from webapp.live.consumers import HandConsumer  # noqa: E402
 from webapp.live.worker import channel_application  # noqa: E402
-from webapp.recordings.consumers import AgentConsumer, LiveConsumer  # noqa: E402
+from webapp.recordings.consumers import AgentConsumer  # noqa: E402
+from webapp.recordings.live_consumer import LiveConsumer  # noqa: E402
 from webapp.registry.consumers import TrainingConsumer  # noqa: E402
 
 

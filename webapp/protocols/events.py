@@ -1,6 +1,6 @@
 """Protocol events from the recording page's tab, stored on the EMG's clock.
 
-The tab sends, over the session's live websocket (recordings.consumers.LiveConsumer):
+The tab sends, over the session's live websocket (live_consumer.LiveConsumer):
 
     {"type": "protocol.event", "event_id": "<unique per event>", "kind": "step.start",
      "name": "fist", "detail": {...}, "age_ms": 0}
