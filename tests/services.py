@@ -12,8 +12,14 @@ import time
 
 POSTGRES = ("127.0.0.1", 5432)
 REDIS = ("127.0.0.1", 6379)
-DATABASE_URL = "postgres://postgres@127.0.0.1:5432/emg_hand_tracking"
-REDIS_URL = "redis://127.0.0.1:6379/15"
+# TEST_SLOT=k (0 by default) gives a run its own database and Redis db, so two
+# suites on one machine (a developer's and a CI clone's) don't share state.
+SLOT = int(os.environ.get("TEST_SLOT", "0"))
+if not 0 <= SLOT <= 7:
+    sys.exit(f"TEST_SLOT={SLOT} must be 0..7")
+SLOT_SUFFIX = f"_{SLOT}" if SLOT else ""
+DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/emg_hand_tracking{SLOT_SUFFIX}"
+REDIS_URL = f"redis://127.0.0.1:6379/{15 - SLOT}"
 
 START_COMMANDS = {
     POSTGRES: "pg_ctlcluster --skip-systemctl-redirect "
