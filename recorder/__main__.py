@@ -20,7 +20,7 @@ import signal
 import sys
 from pathlib import Path
 
-from recorder.agent import Agent, AgentConfig, AgentFatalError
+from recorder.agent import Agent, AgentConfig, AgentFatalError, parse_server_urls
 from recorder.camera.sources import CAMERA_CHOICES
 from recorder.devices import DeviceError, open_device
 
@@ -65,7 +65,12 @@ def _add_agent_command(commands) -> None:
         "confirms it.",
     )
     agent.add_argument(
-        "--server", required=True, help="portal address, e.g. ws://127.0.0.1:8000"
+        "--server",
+        required=True,
+        action="append",
+        help="portal address, e.g. ws://127.0.0.1:8000; repeat it (or separate "
+        "addresses with commas) for a site with several servers: after a failed or "
+        "dropped connection the agent tries the next one",
     )
     secret = agent.add_mutually_exclusive_group(required=True)
     secret.add_argument("--token", help="the agent token (shown once when created)")
@@ -222,6 +227,10 @@ def run_agent(args) -> int:
                 f"error: {flag} {chunk_ms:g} is out of range "
                 f"{MIN_CHUNK_MS}..{MAX_CHUNK_MS}"
             )
+    try:
+        parse_server_urls(",".join(args.server))
+    except ValueError as exc:
+        raise SystemExit(f"error: --server: {exc}") from None
     token = args.token or _read_token_file(args.token_file)
     options = device_options(args)
     camera = camera_choice(args)
@@ -232,7 +241,7 @@ def run_agent(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     config = AgentConfig(
-        server_url=args.server,
+        server_url=",".join(args.server),
         token=token,
         spool_dir=args.spool,
         device=args.device,
@@ -258,7 +267,7 @@ async def _run_until_signalled(agent: Agent) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     print(
-        f"agent: connecting to {agent.config.server_url} "
+        f"agent: connecting to {' or '.join(agent.server_urls)} "
         f"with the {agent.config.device} device and camera {agent.config.camera}; "
         "press Ctrl-C to quit",
         flush=True,

@@ -86,7 +86,10 @@ class AgentFatalError(RuntimeError):
 
 @dataclass
 class AgentConfig:
-    server_url: str  # e.g. ws://127.0.0.1:8000 ; the agent path is appended
+    # e.g. ws://127.0.0.1:8000 (the agent path is appended); several servers of one
+    # site separated by commas: after a failed or dropped connection the agent tries
+    # the next one, so a dead server process loses nothing
+    server_url: str
     token: str
     spool_dir: Path
     device: str = "simulated"
@@ -107,8 +110,24 @@ class AgentConfig:
     reconnect_max_s: float = 10.0
 
     @property
-    def agent_url(self) -> str:
-        return self.server_url.rstrip("/") + "/ws/agent/"
+    def server_urls(self) -> list[str]:
+        return parse_server_urls(self.server_url)
+
+
+def parse_server_urls(addresses: str) -> list[str]:
+    """The comma-separated server addresses, in the order they are tried; a
+    ValueError names a bad one."""
+    urls = [url.strip() for url in addresses.split(",") if url.strip()]
+    if not urls:
+        raise ValueError("no server address given")
+    for url in urls:
+        if not url.startswith(("ws://", "wss://")):
+            raise ValueError(f"server address {url!r} must start with ws:// or wss://")
+    return urls
+
+
+def agent_url(server_url: str) -> str:
+    return server_url.rstrip("/") + "/ws/agent/"
 
 
 class Agent:
@@ -119,6 +138,8 @@ class Agent:
         camera_factory: Callable[[EmgSource], FrameSource | None] | None = None,
     ):
         self.config = config
+        self.server_urls = config.server_urls
+        self._server_index = 0  # the server this agent connects to next
         self.spool = Spool(config.spool_dir)
         self.device_factory = device_factory or (
             lambda: open_device(config.device, **config.device_options)
@@ -146,6 +167,15 @@ class Agent:
 
     # ------------------------------------------------------------ connection loop
 
+    @property
+    def server_url(self) -> str:
+        """The server this agent is connected to, or tries next."""
+        return self.server_urls[self._server_index]
+
+    def next_server(self) -> None:
+        """After a failed or dropped connection: move on to the next server."""
+        self._server_index = (self._server_index + 1) % len(self.server_urls)
+
     async def run_forever(self, stop: asyncio.Event | None = None) -> None:
         """Stay connected (reconnecting with backoff) until `stop` is set."""
         self._loop = asyncio.get_running_loop()
@@ -156,13 +186,24 @@ class Agent:
             try:
                 await self._run_connection(stop)
                 delay_s = self.config.reconnect_initial_s
+                if not stop.is_set():  # closed by the server: it may be shutting down
+                    closed_url = self.server_url
+                    self.next_server()
+                    log.info(
+                        "the server at %s closed the connection; trying %s",
+                        closed_url,
+                        self.server_url,
+                    )
             except AgentFatalError:
                 raise
             except (TimeoutError, OSError, websockets.WebSocketException) as exc:
+                failed_url = self.server_url
+                self.next_server()
                 log.warning(
-                    "cannot reach the server at %s (%s); retrying in %.1f s",
-                    self.config.agent_url,
+                    "cannot reach the server at %s (%s); trying %s in %.1f s",
+                    agent_url(failed_url),
                     _describe(exc),
+                    self.server_url,
                     delay_s,
                 )
             self.connected.clear()
@@ -183,7 +224,7 @@ class Agent:
     async def _run_connection(self, stop: asyncio.Event) -> None:
         headers = {"Authorization": f"Token {self.config.token}"}
         async with websockets.connect(
-            self.config.agent_url,
+            agent_url(self.server_url),
             additional_headers=headers,
             max_size=2**22,
             open_timeout=10,
@@ -225,9 +266,7 @@ class Agent:
             if reply["code"] in FATAL_CODES:
                 raise AgentFatalError(reply["message"])
             raise ProtocolError(reply["code"], reply["message"])
-        log.info(
-            "connected to %s as agent %r", self.config.server_url, reply.get("agent")
-        )
+        log.info("connected to %s as agent %r", self.server_url, reply.get("agent"))
         for session_id in self.streamers:  # a new connection: the server asks again
             self.set_live(session_id, False)
         self.connected.set()
@@ -493,7 +532,7 @@ class Agent:
         config = self.config
         try:
             answer = upload_saved_video(
-                config.server_url, config.token, config.save_video_dir, session_id
+                self.server_url, config.token, config.save_video_dir, session_id
             )
         except (VideoUploadError, OSError) as exc:  # OSError: the file went away
             log.error("video of session %d not sent: %s", session_id, exc)

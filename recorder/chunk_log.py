@@ -91,16 +91,22 @@ class ChunkLog:
         created = not self.path.exists()
         if not all(frames):
             raise ValueError("an empty frame cannot be logged, it reads as a torn tail")
-        offsets = []
-        with open(self.path, "ab") as handle:
+        records = [RECORD_HEADER.pack(len(f), zlib.crc32(f)) + f for f in frames]
+        with open(self.path, "ab", buffering=0) as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
-            end = handle.seek(0, os.SEEK_END)
-            for frame in frames:
-                handle.write(RECORD_HEADER.pack(len(frame), zlib.crc32(frame)) + frame)
-                offsets.append(end + RECORD_HEADER.size)
-                end += RECORD_HEADER.size + len(frame)
-            handle.flush()
-            os.fsync(handle.fileno())
+            start = handle.seek(0, os.SEEK_END)
+            try:
+                _write_all(handle, b"".join(records))
+                os.fsync(handle.fileno())
+            except OSError:
+                # e.g. disk full: a half-written record would hide every later one
+                # from readers, so cut it off (this frees space: it cannot fail so)
+                handle.truncate(start)
+                raise
+        offsets = []
+        for record in records:
+            offsets.append(start + RECORD_HEADER.size)
+            start += len(record)
         if created:
             fsync_directory(self.directory)
         return offsets
@@ -112,6 +118,13 @@ class ChunkLog:
 
     def delete(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _write_all(handle, content: bytes) -> None:
+    """Write all of `content` to an unbuffered file (a write may be partial)."""
+    view = memoryview(content)
+    while view:
+        view = view[handle.write(view) :]
 
 
 class GroupCommitWriter:

@@ -48,7 +48,10 @@ STREAM_LABELS = 1  # camera frames with live IK labels (recorder/camera)
 STREAM_NAMES = {STREAM_EMG: "emg", STREAM_LABELS: "labels"}
 
 MAX_CHANNELS = 64
-MAX_SAMPLES_PER_CHUNK = 5000  # 10 s at 500 Hz: far above the agent's 100 ms chunks
+# 6 s at 500 Hz, far above the agent's chunks (1 s at most); the largest chunk this
+# allows (64 channels and IMU: 0.85 MiB) stays below daphne's 1 MiB websocket
+# message limit, so an oversized chunk is answered by the server, not dropped
+MAX_SAMPLES_PER_CHUNK = 3000
 MAX_TEXT_BYTES = 64 * 1024
 MAX_CHUNK_BYTES = HEADER.size + MAX_SAMPLES_PER_CHUNK * (8 + 8 + 4 * (MAX_CHANNELS + 6))
 MAX_FRAMES_PER_CHUNK = 600  # 10 s at 60 fps: far above the agent's 0.2 s chunks

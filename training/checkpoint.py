@@ -27,6 +27,7 @@ import torch
 
 from training.models import model_from_config
 from training.preprocessing import FilterConfig, Normalization
+from training.tracking import TrackingModel
 
 FORMAT_NAME = "emg-hand-model"
 CHECKPOINT_VERSION = 1
@@ -115,6 +116,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
     contents = read_checkpoint(path)
     try:
         model = model_from_config(contents["model_name"], contents["model_config"])
+        if contents.get("train_config", {}).get("task") == "tracking":
+            model = TrackingModel(model)  # needs the start pose: benchmarks only
         model.load_state_dict(contents["state_dict"])
     except (ValueError, RuntimeError, TypeError) as exc:
         raise CheckpointError(

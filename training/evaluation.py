@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 
 from labeling.kinematics import joints_to_angles
 from training import metrics
+from training.tracking import model_outputs
 
 PREDICT_BATCH = 1024
 
@@ -27,7 +28,9 @@ def predict(model: torch.nn.Module, dataset) -> dict:
     device = next(model.parameters()).device
     gathered = {"joints": [], "angles": [], "true_joints": [], "true_angles": []}
     for batch in DataLoader(dataset, batch_size=PREDICT_BATCH):
-        outputs = model(batch["emg"].to(device))
+        inputs = {key: batch[key].to(device) for key in ("emg", "initial_angles")
+                  if key in batch}  # fmt: skip
+        outputs = model_outputs(model, inputs)
         joints = outputs["joints"].float().cpu().numpy()
         gathered["joints"].append(joints)
         if "angles" in outputs:

@@ -37,8 +37,9 @@ from training.data import (
     random_window_split,
 )
 from training.evaluation import evaluate_model, mean_targets
-from training.models import build_model, count_parameters
+from training.models import count_parameters
 from training.preprocessing import FilterConfig
+from training.tracking import build_task_model, check_task, model_outputs, task_dataset
 
 Progress = Callable[[int, dict], None]
 ShouldStop = Callable[[], bool]
@@ -49,6 +50,8 @@ LAST, BEST, FINAL = "last.pt", "best.pt", "final.pt"
 class TrainConfig:
     model: str = "v5"
     model_config: dict = field(default_factory=dict)  # overrides of its dataclass
+    # "tracking": the model also gets the label at the window start (training.tracking)
+    task: str = "regression"
     epochs: int = 100
     batch_size: int = 256
     learning_rate: float = 1e-3  # seed: Adam at 1e-3 ...
@@ -75,6 +78,7 @@ class TrainConfig:
         if fraction is not None and not 0 < fraction < 1:
             raise ValueError(f"random_split_fraction must be in (0, 1), got {fraction}")
         FilterConfig(**self.filter)  # fails now, naming the field, if wrong
+        check_task(self.task)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -126,8 +130,8 @@ class _Run:
         self.normalization = fit_normalization(train_sessions, self.filter_config)
         first = train_sessions[0]
         torch.manual_seed(config.seed)  # the initial weights
-        self.model = build_model(
-            config.model,
+        self.model = build_task_model(
+            config.task, config.model,
             **{"num_channels": first.num_channels,
                "sampling_rate_hz": first.sampling_rate_hz} | config.model_config,
         ).to(self.device)  # fmt: skip
@@ -156,8 +160,9 @@ class _Run:
         }
 
     def _dataset(self, sessions, window: int) -> WindowDataset:
-        return WindowDataset(
-            sessions, window, self.config.stride_samples, self.filter_config,
+        return task_dataset(
+            self.config.task, sessions, window, self.config.stride_samples,
+            self.filter_config,
             self.normalization,
         )  # fmt: skip
 
@@ -196,7 +201,7 @@ class _Run:
     def resume_from(self, path: Path) -> int:
         """Load `last.pt`; returns the epochs it had done."""
         contents = read_checkpoint(path)
-        saved = dict(contents.get("train_config", {}))
+        saved = {"task": "regression"} | contents.get("train_config", {})
         current = self.config.as_dict()
         for key in ("epochs", "time_budget_s", "device"):  # may change on resume
             saved.pop(key, None)
@@ -261,12 +266,15 @@ def _stop_reason(run: _Run, config: TrainConfig, started: float) -> str:
     return "completed"
 
 
-def run_epoch(run: _Run, epoch: int, should_stop: ShouldStop) -> dict:
-    """One pass over the training windows, then validation; updates the history."""
+def run_epoch(run: _Run, epoch: int, should_stop: ShouldStop, train_pass=None) -> dict:
+    """One pass over the training windows, then validation; updates the history.
+    `train_pass` replaces the single-device pass (training/distributed.py)."""
     for group in run.optimizer.param_groups:
         group["lr"] = learning_rate(run.config, epoch)
     started = time.monotonic()
-    train_loss, train_mpjpe, windows = _train_pass(run, epoch, should_stop)
+    train_loss, train_mpjpe, windows = (train_pass or _train_pass)(
+        run, epoch, should_stop
+    )
     train_s = time.monotonic() - started
     validation = _validation_pass(run)
     improved = validation["mpjpe_mm"] < run.best_mpjpe_mm
@@ -316,7 +324,7 @@ def _step(run: _Run, batch: dict) -> tuple[float, float]:
     with torch.autocast(
         run.device.type, dtype=run.amp_dtype, enabled=run.amp_dtype is not None
     ):
-        outputs = run.model(batch["emg"])
+        outputs = model_outputs(run.model, batch)
     loss, mpjpe = loss_terms(outputs, batch, run.config.angle_loss_mm_per_rad)
     run.scaler.scale(loss).backward()
     run.scaler.step(run.optimizer)
@@ -344,7 +352,7 @@ def _validation_pass(run: _Run) -> dict:
     for batch in loader:
         batch = _to_device(batch, run.device)
         loss, mpjpe = loss_terms(
-            run.model(batch["emg"]), batch, run.config.angle_loss_mm_per_rad
+            model_outputs(run.model, batch), batch, run.config.angle_loss_mm_per_rad
         )
         loss_sum += float(loss) * len(batch["emg"])
         mpjpe_sum += float(mpjpe) * len(batch["emg"])

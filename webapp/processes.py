@@ -22,9 +22,13 @@ def server_command(host: str, port: int) -> list[str]:
 def worker_command(
     log_level: str = "warning", queues: str = "default,labeling,training"
 ) -> list[str]:
-    """One worker for every queue (embedded); production runs one per queue."""
-    return [sys.executable, "-m", "celery", "-A", "webapp", "worker", "-P", "solo",
-            "-Q", queues, "-l", log_level]  # fmt: skip
+    """One worker for every queue (embedded); production runs one per queue.
+
+    The prefork pool with one child: a job runs in the child, so its time limits
+    are enforced and a child killed mid-job hands the job back to the broker (the
+    solo pool runs jobs in the worker process itself, which allows neither)."""
+    return [sys.executable, "-m", "celery", "-A", "webapp", "worker", "-P", "prefork",
+            "-c", "1", "-Q", queues, "-l", log_level]  # fmt: skip
 
 
 def inference_worker_command(channel: str) -> list[str]:

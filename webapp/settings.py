@@ -49,7 +49,49 @@ CSRF_TRUSTED_ORIGINS = [o for o in env_str("CSRF_TRUSTED_ORIGINS").split(",") if
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "/media/"
+# In-flight chunks stay on a filesystem path even with object storage: every daphne
+# process appends to them and the assembling worker reads them, so with several
+# machines this must be one shared filesystem (NFS or the like).
 CHUNK_STORE_DIR = Path(env_str("CHUNK_STORE_DIR", str(VAR_DIR / "chunks")))
+
+
+def s3_storage_options() -> dict:
+    """django-storages' S3Storage, from AWS_* variables (any S3-compatible store)."""
+    bucket = env_str("AWS_STORAGE_BUCKET_NAME")
+    if not bucket:
+        raise ImproperlyConfigured("STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME")
+    return {
+        "bucket_name": bucket,
+        "endpoint_url": env_str("AWS_S3_ENDPOINT_URL") or None,  # None: AWS itself
+        "region_name": env_str("AWS_S3_REGION_NAME") or None,
+        "access_key": env_str("AWS_ACCESS_KEY_ID") or None,
+        "secret_key": env_str("AWS_SECRET_ACCESS_KEY") or None,
+        "addressing_style": env_str("AWS_S3_ADDRESSING_STYLE") or None,  # path: MinIO
+        "location": env_str("AWS_LOCATION"),  # a key prefix inside the bucket
+        "file_overwrite": True,  # a rewritten session file keeps its key
+        "default_acl": None,  # private: files reach users only through the portal
+    }
+
+
+# Session files, videos and checkpoints go through Django's storage (webapp/storage.py):
+# files under MEDIA_ROOT (STORAGE=local), or S3-compatible object storage (STORAGE=s3)
+# that every daphne and worker machine shares.
+STORAGE = env_str("STORAGE", "local")
+if STORAGE == "local":
+    FILE_STORAGE = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+elif STORAGE == "s3":
+    FILE_STORAGE = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": s3_storage_options(),
+    }
+else:
+    raise ImproperlyConfigured(f"STORAGE={STORAGE!r} is not a storage (local or s3)")
+STORAGES = {
+    "default": FILE_STORAGE,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# local read-only copies of stored objects, for h5py and torch (STORAGE=s3)
+STORAGE_CACHE_DIR = Path(env_str("STORAGE_CACHE_DIR", str(VAR_DIR / "storage-cache")))
 
 INSTALLED_APPS = [
     "daphne",
@@ -127,8 +169,26 @@ STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "static")))
 # daphne serves static files itself unless a reverse proxy does (SERVE_STATIC=false)
 SERVE_STATIC = env_bool("SERVE_STATIC", True)
 
-SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
+# ------------------------------------------------------------------ security
+# TLS=true when the portal is served over HTTPS (TLS ends at the reverse proxy, which
+# sets X-Forwarded-Proto): cookies only over HTTPS, HSTS, and http:// redirected.
+TLS = env_bool("TLS", False)
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", TLS or not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+if TLS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600)
+    # false when other hosts under the same domain still serve plain http
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+# Login attempts: after LOGIN_MAX_ATTEMPTS wrong passwords for one username from one
+# address, that pair is locked out for LOGIN_LOCKOUT_S (counted in the database, so
+# every daphne process sees the same count).
+LOGIN_MAX_ATTEMPTS = env_int("LOGIN_MAX_ATTEMPTS", 5)
+LOGIN_LOCKOUT_S = env_int("LOGIN_LOCKOUT_S", 15 * 60)
+# the largest form body (not file uploads, which agents stream) a request may carry
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("FORM_MAX_KB", 2560) * 1024
 
 # ------------------------------------------------------------------ realtime and jobs
 REDIS_URL = env_str("REDIS_URL")
@@ -141,6 +201,17 @@ if REDIS_URL:
     }
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
+    # A job whose whole worker died (SIGKILL, machine lost) stays unacknowledged in
+    # Redis; after this long Redis hands it to another worker. Keep it above the
+    # longest labeling job and above JOB_STALE_AFTER_S (a training run outlasting it
+    # is safe: the second copy waits while the first worker reports progress).
+    BROKER_VISIBILITY_TIMEOUT_S = env_int("CELERY_VISIBILITY_TIMEOUT_S", 3600)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": BROKER_VISIBILITY_TIMEOUT_S,
+        # look for such jobs every tenth of it (kombu's default is every 100 s)
+        "unacked_restore_interval": max(1, min(60, BROKER_VISIBILITY_TIMEOUT_S // 10)),
+        "unacked_restore_throttle": 1,
+    }
 else:
     # One daphne process in embedded mode, so an in-process layer reaches every tab.
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -156,8 +227,12 @@ else:
     for folder in ("queue", "processed", "control"):  # kombu expects them to exist
         (VAR_DIR / "celery" / folder).mkdir(parents=True, exist_ok=True)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Jobs run for minutes to hours: a worker takes one at a time and acknowledges it
+# only when done, and a worker process that dies mid-job (SIGKILL, OOM) hands the job
+# back to the broker, so another worker picks it up.
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "webapp.recordings.tasks.*": {"queue": "default"},
@@ -167,8 +242,20 @@ CELERY_TASK_ROUTES = {
 # a running job that reports no progress for this long is marked failed (a training
 # run: interrupted, to resume)
 JOB_STALE_AFTER_S = env_int("JOB_STALE_AFTER_S", 600)
+# every Celery worker writes its row of the portal's worker list this often; a worker
+# not seen for WORKER_OFFLINE_AFTER_S shows as offline
+WORKER_HEARTBEAT_S = env_int("WORKER_HEARTBEAT_S", 10)
+WORKER_OFFLINE_AFTER_S = env_int("WORKER_OFFLINE_AFTER_S", 30)
+# Time limits per task type: past the soft limit the job ends with a message; the
+# hard limit (a grace period later) kills a job that ignores it.
 # a training run is stopped after this long (it can resume from its last epoch)
 TRAINING_TIME_LIMIT_S = env_int("TRAINING_TIME_LIMIT_S", 24 * 3600)
+LABELING_TIME_LIMIT_S = env_int("LABELING_TIME_LIMIT_S", 3600)
+ASSEMBLY_TIME_LIMIT_S = env_int("ASSEMBLY_TIME_LIMIT_S", 600)  # session files
+TIME_LIMIT_GRACE_S = env_int("TIME_LIMIT_GRACE_S", 120)
+# processes of one training run, DistributedDataParallel when 2 or more; 0: one per
+# GPU of the training worker's machine
+TRAINING_PROCESSES = env_int("TRAINING_PROCESSES", 0)
 MANO_MODEL_DIR = env_str("MANO_MODEL_DIR")  # holds mano/MANO_RIGHT.pkl, if supplied
 
 # ------------------------------------------------------------------ ingest

@@ -4,7 +4,9 @@ from django.urls import path
 from django.views.generic import RedirectView
 
 from webapp.accounts import views as accounts
+from webapp.accounts.login_limit import LoginForm
 from webapp.jobs import views as jobs
+from webapp.jobs import worker_views
 from webapp.live import views as live
 from webapp.protocols import views as protocols
 from webapp.recordings import review
@@ -12,10 +14,17 @@ from webapp.recordings import video as recording_video
 from webapp.recordings import views as recordings
 from webapp.registry import views as registry
 
+# a form over FORM_MAX_KB is answered with a 413 that says so
+handler400 = "webapp.errors.bad_request"
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="sessions"), name="home"),
     path("admin/", admin.site.urls),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(authentication_form=LoginForm),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path(
@@ -88,6 +97,7 @@ urlpatterns = [
     path("sessions/<int:session_id>/label", jobs.start_labeling, name="start_labeling"),
     path("jobs/<int:job_id>/", jobs.job_detail, name="job"),
     path("jobs/<int:job_id>/status", jobs.job_status, name="job_status"),
+    path("workers/", worker_views.workers, name="workers"),
     path("models/", registry.registry, name="registry"),
     path("models/train/", registry.train, name="start_training"),
     path("models/compare/", registry.compare, name="compare_models"),
@@ -95,6 +105,7 @@ urlpatterns = [
     path("models/<int:run_id>/status", registry.run_status, name="training_status"),
     path("models/<int:run_id>/cancel", registry.cancel, name="cancel_training"),
     path("models/<int:run_id>/resume", registry.resume, name="resume_training"),
+    path("models/<int:run_id>/finetune", registry.finetune, name="finetune_model"),
     path(
         "models/<int:run_id>/download",
         registry.download_checkpoint,

@@ -90,6 +90,10 @@ def test_the_hand_moves_live(embedded_system, chromium_page, tiny_checkpoint, tm
     assert canvas_snapshot(page) != first, "the rendered hand did not change"
     expect(page.locator("#latency")).to_have_text(re.compile(r"^\d+ / \d+ ms$"))
     expect(page.locator("#pose-status")).to_have_text(re.compile("^(ok|rest|held)$"))
+    # the gesture the predicted hand holds, or that none of the examples is near
+    expect(page.locator("#gesture")).to_have_text(
+        re.compile(r"^([a-z_]+ · \d+ %|none near)$")
+    )
     screenshot = tmp_path / "live_hand.png"
     page.screenshot(path=str(screenshot), full_page=True)
     shutil.copy(screenshot, "/tmp/live_hand.png")

@@ -1,6 +1,11 @@
-"""The agent's answers to server messages, without a server."""
+"""The agent's answers to server messages, and its choice of server."""
 
-from recorder.agent import Agent, AgentConfig
+import asyncio
+
+import pytest
+from websockets.asyncio.server import serve
+
+from recorder.agent import Agent, AgentConfig, parse_server_urls
 from recorder.protocol import make_message, parse_message
 
 
@@ -23,3 +28,51 @@ def test_it_sends_small_chunks_only_while_the_server_says_a_hand_watches(tmp_pat
         server_says(agent, "recording.live", session=8, live=True)  # not ours: ignored
     finally:
         agent.stop_all_recordings()
+
+
+def test_several_server_addresses_are_tried_in_order():
+    assert parse_server_urls("ws://a:1, wss://b:2/,") == ["ws://a:1", "wss://b:2/"]
+
+
+@pytest.mark.parametrize(
+    "addresses, problem",
+    [("", "no server address"), ("ws://a:1,http://b:2", "'http://b:2' must start")],
+)
+def test_a_bad_server_address_is_named(addresses, problem):
+    with pytest.raises(ValueError, match=problem):
+        parse_server_urls(addresses)
+
+
+async def test_after_a_dropped_connection_the_agent_moves_to_the_next_server(
+    tmp_path,
+):
+    hellos = []
+
+    def server(name: str, drops: bool):
+        async def handle(websocket):
+            hellos.append((name, parse_message(await websocket.recv())["type"]))
+            await websocket.send(
+                make_message("agent.welcome", agent="laptop", server_version="1")
+            )
+            if drops:
+                return  # the server process dies: the connection goes with it
+            await websocket.wait_closed()
+
+        return serve(handle, "127.0.0.1", 0)
+
+    async with server("a", drops=True) as a, server("b", drops=False) as b:
+        urls = [f"ws://127.0.0.1:{s.sockets[0].getsockname()[1]}" for s in (a, b)]
+        agent = Agent(
+            AgentConfig(server_url=",".join(urls), token="t", spool_dir=tmp_path,
+                        reconnect_initial_s=0.05)
+        )  # fmt: skip
+        stop = asyncio.Event()
+        running = asyncio.create_task(agent.run_forever(stop))
+        while len(hellos) < 2:
+            await asyncio.wait_for(agent.connected.wait(), 10)
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # it stays with b
+        stop.set()
+        await asyncio.wait_for(running, 10)
+    assert hellos == [("a", "agent.hello"), ("b", "agent.hello")]
+    assert agent.server_url == urls[1]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 
 import pytest
 
 from recorder.chunk_log import RECORD_HEADER, ChunkLog, GroupCommitWriter, valid_length
+from tests.small_disk import small_disk
 
 
 def frames(count: int, size: int = 37) -> list[bytes]:
@@ -202,3 +204,25 @@ async def test_group_commit_survives_a_refused_frame(tmp_path):
         await asyncio.wait_for(writer.append(log, b""), 10)
     await asyncio.wait_for(writer.append(log, b"next"), 10)  # the thread is still alive
     assert [r.frame for r in log.records()] == [b"next"]
+
+
+def test_a_full_disk_leaves_no_torn_record_and_appends_resume_once_space_returns(
+    tmp_path,
+):
+    with small_disk(tmp_path / "disk", size_kib=64) as disk:
+        log = ChunkLog(disk / "session")
+        log.open_for_append()
+        filler = disk / "filler"
+        filler.write_bytes(b"\xff" * 40_000)
+        written = []
+        with pytest.raises(OSError) as raised:
+            for frame in frames(100, size=3000):
+                log.append(frame)
+                written.append(frame)
+        assert raised.value.errno == errno.ENOSPC
+        assert 0 < len(written) < 100
+        assert log.path.stat().st_size == valid_length(log.path)  # no torn tail
+        filler.unlink()  # space returns
+        later = frames(3, size=1000)
+        log.append_many(later)
+        assert [r.frame for r in log.records()] == written + later

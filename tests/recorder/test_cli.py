@@ -164,3 +164,10 @@ def test_info_on_a_missing_file_is_an_error(tmp_path):
     result = recorder("info", str(tmp_path / "absent.h5"))
     assert result.returncode == 1
     assert "error:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_bad_server_address_is_named(tmp_path):
+    servers = ["--server", "ws://127.0.0.1:9", "--server", "127.0.0.1:8000"]
+    result = recorder("agent", *servers, "--token", "t", "--spool", str(tmp_path))
+    assert result.returncode != 0
+    assert "'127.0.0.1:8000' must start with ws:// or wss://" in result.stderr

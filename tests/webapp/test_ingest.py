@@ -462,8 +462,9 @@ async def test_a_chunk_that_cannot_be_stored_is_not_acknowledged(alice, ingest_s
     log_path.mkdir()  # appending now fails, as a full disk would
     error = await send_chunk(agent, session.pk, 1)
     assert error["type"] == "error" and error["code"] == "storage_failed"
-    await agent.send_to(text_data=make_message("agent.ping"))
-    assert (await receive(agent))["type"] == "agent.pong"
+    # the agent keeps chunk 1, reconnects with backoff and sends it again
+    closed = await agent.receive_output()
+    assert closed == {"type": "websocket.close", "code": 4507}
 
 
 async def test_revoking_a_token_disconnects_its_agent(alice):

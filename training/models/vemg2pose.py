@@ -187,9 +187,14 @@ class VelocityDecoder(nn.Module):
             self.out.weight[NUM_ANGLES:] *= VELOCITY_INIT_SCALE
             self.out.bias[NUM_ANGLES:] = 0.0
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, initial_angles=None) -> torch.Tensor:
+        """`initial_angles` (B, 20) rad: the tracking task's given start pose; the
+        rollout then integrates velocities from it from the first frame."""
         batch, _, frames = features.shape
-        angles = features.new_zeros(batch, NUM_ANGLES)  # no initial state is given
+        angles = features.new_zeros(batch, NUM_ANGLES)  # regression: no initial state
+        position_steps = self.position_steps
+        if initial_angles is not None:
+            angles, position_steps = initial_angles.to(features.dtype), 0
         states = [None] * len(self.cells)
         for step in range(frames):
             hidden = torch.cat([features[:, :, step], angles], 1)  # (B, F + 20)
@@ -197,7 +202,7 @@ class VelocityDecoder(nn.Module):
                 states[index] = cell(hidden, states[index])
                 hidden = states[index][0]  # (B, H)
             position, velocity = self.out(hidden).chunk(2, dim=1)  # (B, 20) each
-            angles = position if step < self.position_steps else angles + velocity
+            angles = position if step < position_steps else angles + velocity
         return angles
 
 
@@ -209,9 +214,9 @@ class VEmg2Pose(nn.Module):
         self.decoder = VelocityDecoder(config)
         self.kinematics = HandKinematics()
 
-    def forward(self, emg: torch.Tensor) -> dict:
+    def forward(self, emg: torch.Tensor, initial_angles=None) -> dict:
         """emg (B, T, C) -> {"joints": (B, 21, 3) mm, "angles": (B, 20) rad,
-        "pose": (B, 48)}."""
-        angles = self.decoder(self.featurizer(emg))
+        "pose": (B, 48)}. `initial_angles` (B, 20): the tracking task's start pose."""
+        angles = self.decoder(self.featurizer(emg), initial_angles)
         pose, joints = self.kinematics(angles)
         return {"joints": joints, "angles": angles, "pose": pose}

@@ -1,6 +1,10 @@
 from django.contrib import admin
 
+from webapp.accounts.login_limit import AdminLoginForm
 from webapp.accounts.models import AgentToken
+
+# the admin's login counts wrong passwords like the portal's (login_limit.py)
+admin.site.login_form = AdminLoginForm
 
 
 @admin.register(AgentToken)

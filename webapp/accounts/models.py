@@ -81,3 +81,24 @@ class AgentToken(models.Model):
     def group_name(self) -> str:
         """The channel group the agent's connection listens on for commands."""
         return f"agent.{self.pk}"
+
+
+class LoginFailure(models.Model):
+    """Recent wrong passwords for one username from one address (login_limit.py).
+
+    In the database, not in a process: every daphne process counts the same."""
+
+    username = models.CharField(max_length=150)
+    ip = models.GenericIPAddressField(unpack_ipv4=True)
+    failures = models.PositiveIntegerField(default=0)
+    last_failure_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["username", "ip"], name="one_login_failure_row"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username} from {self.ip}: {self.failures}"

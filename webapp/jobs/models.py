@@ -64,3 +64,33 @@ class Job(models.Model):
         quiet_for = timedelta(seconds=settings.JOB_STALE_AFTER_S)
         beat = self.heartbeat_at or self.created_at
         return self.status == self.Status.RUNNING and timezone.now() - beat > quiet_for
+
+
+class WorkerStatus(models.Model):
+    """One Celery worker as it last reported itself (webapp/jobs/workers.py): the
+    portal's worker list. A worker that stops writing goes offline."""
+
+    name = models.CharField(max_length=200, unique=True)  # celery@host
+    queues = models.JSONField(default=list)
+    gpus = models.JSONField(default=list)  # GPU names; empty: CPU only
+    pid = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    stopped = models.BooleanField(default=False)  # shut down cleanly
+    # the task it runs now: its dotted name and the id it was given ("" / None: idle)
+    task_name = models.CharField(max_length=200, blank=True)
+    task_object_id = models.BigIntegerField(null=True, blank=True)
+    task_started_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def online(self) -> bool:
+        quiet_since = timezone.now() - timedelta(
+            seconds=settings.WORKER_OFFLINE_AFTER_S
+        )
+        return not self.stopped and self.last_seen_at >= quiet_since

@@ -11,16 +11,20 @@ from django.conf import settings
 from django.utils import timezone
 
 from recorder.session_file import SessionFormatError, read_session, write_session
+from webapp import storage
 from webapp.jobs.models import Job
 from webapp.jobs.progress import ProgressReporter
 from webapp.recordings.tasks import file_sha256
 
 log = logging.getLogger(__name__)
-LABELING_TIME_LIMIT_S = 3600
+LABELING_TIME_LIMIT_S = settings.LABELING_TIME_LIMIT_S
 
 
-@shared_task(acks_late=True, soft_time_limit=LABELING_TIME_LIMIT_S,
-             time_limit=LABELING_TIME_LIMIT_S + 60)  # fmt: skip
+@shared_task(
+    acks_late=True,
+    soft_time_limit=LABELING_TIME_LIMIT_S,
+    time_limit=LABELING_TIME_LIMIT_S + settings.TIME_LIMIT_GRACE_S,
+)
 def label_session(job_id: int) -> str:
     """Fit the hand model to a session's landmarks; store pose, joints, ik_error and
     label_valid in its file. The raw landmarks are never changed."""
@@ -44,8 +48,8 @@ def label_session(job_id: int) -> str:
 def _label_file(job: Job) -> dict:
     from labeling.pipeline import label_recording  # torch: only in labeling workers
 
-    path = job.session.file.path
-    recording = read_session(path)
+    key = job.session.file.name
+    recording = read_session(storage.local_copy(key))
     fit, summary = label_recording(
         recording.landmarks, recording.landmark_score, job.config,
         mano_dir=settings.MANO_MODEL_DIR or None, progress=ProgressReporter(job.pk),
@@ -55,10 +59,10 @@ def _label_file(job: Job) -> dict:
         recording, pose=fit.pose, joints=fit.joints_mm, ik_error=fit.ik_error_mm,
         label_valid=fit.label_valid,
     )  # fmt: skip
-    write_session(path, labelled)  # atomic: readers see the old or the new file
-    job.session.__class__.objects.filter(pk=job.session.pk).update(
-        file_sha256=file_sha256(path)
-    )
+    with storage.writing(key) as path:
+        write_session(path, labelled)  # atomic: readers see the old or the new file
+        sha256 = file_sha256(path)
+    job.session.__class__.objects.filter(pk=job.session.pk).update(file_sha256=sha256)
     return summary
 
 

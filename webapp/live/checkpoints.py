@@ -3,13 +3,13 @@ one in seconds (benchmarks and tests, when no real model is at hand)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from django.db import transaction
 from django.utils import timezone
 
 from training.checkpoint import read_checkpoint
+from webapp import storage
 from webapp.registry.models import TrainingRun
 
 # a narrow tcn: the live code path of the real model, trained in ~3 s on a CPU
@@ -58,6 +58,5 @@ def register_checkpoint(user, checkpoint: Path, name: str) -> TrainingRun:
             started_at=timezone.now(),
             finished_at=timezone.now(),
         )
-        run.folder.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(checkpoint, run.checkpoint_path)
+        storage.store_file(checkpoint, run.checkpoint_key)
     return run

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from channels.db import database_sync_to_async
 
+from webapp import storage
 from webapp.recordings.models import RecordingSession
 from webapp.registry.models import TrainingRun
 
@@ -11,7 +12,7 @@ from webapp.registry.models import TrainingRun
 def usable_runs(user) -> list[TrainingRun]:
     """The user's models that can drive a live hand: complete, checkpoint on disk."""
     runs = TrainingRun.objects.filter(owner=user, status=TrainingRun.Status.COMPLETE)
-    return [run for run in runs if run.checkpoint_path.is_file()]
+    return [run for run in runs if storage.exists(run.checkpoint_key)]
 
 
 @database_sync_to_async
@@ -40,6 +41,7 @@ def usable_run(user_id: int, run_id: int) -> dict | None:
     run = TrainingRun.objects.filter(
         pk=run_id, owner_id=user_id, status=TrainingRun.Status.COMPLETE
     ).first()
-    if run is None or not run.checkpoint_path.is_file():
+    if run is None or not storage.exists(run.checkpoint_key):
         return None
-    return {"id": run.pk, "name": str(run), "checkpoint": str(run.checkpoint_path)}
+    # a storage key: the inference worker may run on another machine
+    return {"id": run.pk, "name": str(run), "checkpoint": run.checkpoint_key}

@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from inference import InferenceInputError, LivePredictor, OneEuroConfig
+from inference.gestures import GestureGuess, GestureRecognizer, default_examples
 from training.checkpoint import CheckpointError
+from webapp import storage
 from webapp.live.groups import hand_group
 from webapp.recordings.ingest import WATCH_TTL_S
 
@@ -50,12 +52,26 @@ class Watched:
     smoothing: dict | None
     watched_until_s: float
     refusal: dict | None = None  # {"code", "message"}
+    gestures: GestureRecognizer | None = None  # names the gesture of its poses
     last_time_s: float = -math.inf  # agent clock: the newest sample pushed
     last_sent_s: float = 0.0  # monotonic: the last pose sent
 
     @property
     def group(self) -> str:
         return hand_group(self.session_id, self.run_id)
+
+
+def load_checkpoint(checkpoint: Path, **options) -> LivePredictor:
+    """LivePredictor.from_checkpoint, on a path or a storage key (see below)."""
+    return LivePredictor.from_checkpoint(checkpoint_file(str(checkpoint)), **options)
+
+
+def checkpoint_file(name: str) -> Path:
+    """A local checkpoint file: an absolute path is one on this machine, anything
+    else a storage key (webapp/live/db.py sends keys), fetched from storage."""
+    if Path(name).is_absolute():
+        return Path(name)
+    return storage.local_copy(name)
 
 
 def one_euro(smoothing: dict | None) -> OneEuroConfig | None:
@@ -71,8 +87,8 @@ def one_euro(smoothing: dict | None) -> OneEuroConfig | None:
 
 
 class PredictorRoom:
-    def __init__(self, load=LivePredictor.from_checkpoint, clock=time.monotonic):
-        self.load = load
+    def __init__(self, load=None, clock=time.monotonic):
+        self.load = load or load_checkpoint
         self.clock = clock
         self.watched: dict[tuple[int, int], Watched] = {}
         self.shed_samples = 0  # EMG values dropped unfed because the worker was behind
@@ -122,6 +138,7 @@ class PredictorRoom:
             entry.refusal = loaded
             return entry
         entry.predictor = loaded
+        entry.gestures = GestureRecognizer(default_examples())
         entry.refusal = refusal_for_device(
             loaded, message.get("num_channels"), message.get("sampling_rate_hz")
         )
@@ -194,6 +211,7 @@ class PredictorRoom:
             return []
         if first_time_s - entry.last_time_s > MAX_GAP_S:
             entry.predictor.reset()
+            entry.gestures.reset()
         entry.last_time_s = (
             first_time_s + (len(new_emg) - 1) / entry.predictor.sampling_rate_hz
         )
@@ -204,10 +222,14 @@ class PredictorRoom:
             entry.predictor.reset()
             error = {"code": "inference_failed", "message": f"inference failed: {exc}"}
             return [("group", entry.group, {"type": "hand.error", **error})]
-        if not frames or not self.worth_sending(entry, message["received_at_s"]):
+        if not frames:
+            return []
+        guess = gesture_of(entry.gestures, frames)
+        if not self.worth_sending(entry, message["received_at_s"]):
             return []
         pose = {"type": "hand.pose", "run": entry.run_id, **frames[-1].to_message()}
         pose["update_ms"] = round(float(frames[-1].update_ms), 2)
+        pose.update(guess.to_message())
         return [("group", entry.group, pose)]
 
     def worth_sending(self, entry: Watched, received_at_s: float) -> bool:
@@ -217,6 +239,13 @@ class PredictorRoom:
             return False
         entry.last_sent_s = now_s
         return True
+
+
+def gesture_of(gestures: GestureRecognizer, frames: list) -> GestureGuess:
+    """Feeds the new poses to the gesture recognizer; its guess after the newest."""
+    for frame in frames:
+        guess = gestures.push(frame.time_s, frame.joints_mm)
+    return guess
 
 
 def refusal_for_device(

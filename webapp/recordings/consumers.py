@@ -43,7 +43,18 @@ log = logging.getLogger(__name__)
 # how often a connected agent's last_seen_at is written (AGENT_STALE_AFTER_S is 30)
 PRESENCE_REFRESH_S = 10.0
 # the armband has 10 resistance rows; far more is not an electrode report
+# closes an agent's connection after a chunk could not be stored (4000 + HTTP's 507)
+STORAGE_FAILED_CLOSE_CODE = 4507
 MAX_CONTACT_PAIRS = 64
+# ids and counts must fit the database's columns: a larger one names no session, and
+# a larger count is no count this server could have stored
+MAX_SESSION_ID = 2**63 - 1
+MAX_STOP_COUNTS = {
+    "chunks": 2**31 - 1,
+    "samples": 2**63 - 1,
+    "dropped_packets": 2**31 - 1,
+    "label_chunks": 2**31 - 1,
+}
 
 
 class AgentConsumer(AsyncWebsocketConsumer):
@@ -96,6 +107,10 @@ class AgentConsumer(AsyncWebsocketConsumer):
         except ProtocolError as exc:
             log.info("agent %s: %s", self.token.pk, exc)
             await self.send_error(exc.code, str(exc))
+            if exc.code == "storage_failed":
+                # The agent resends unacknowledged chunks after a reconnect, which
+                # it does with backoff: the disk gets time, and nothing is dropped.
+                await self.close(code=STORAGE_FAILED_CLOSE_CODE)
 
     async def send_error(self, code: str, message: str) -> None:
         await self.send(text_data=make_message("error", code=code, message=message))
@@ -116,6 +131,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
         elif kind == "camera.status":
             await self.on_camera_status(message)
         elif kind == "video.unavailable":  # the answer to a video.request
+            check_session_id(message["session"])
             await video.record_unavailable(
                 self.token.pk, message["session"], message["reason"]
             )
@@ -137,6 +153,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
     async def on_hello(self, message: dict) -> None:
         device = message["device"]
         check_device(device)
+        reported = reported_sessions(message["sessions"])
         self.device = device
         await presence.mark_connected(self.token.pk, device)
         await self.send(
@@ -144,13 +161,11 @@ class AgentConsumer(AsyncWebsocketConsumer):
                 "agent.welcome", agent=self.token.name, server_version="1"
             )
         )
-        reported = {
-            s.get("session") for s in message["sessions"] if isinstance(s, dict)
-        }
         for command in await presence.commands_after_reconnect(self.token.pk, reported):
             await self.send(text_data=command)
 
     async def on_recording_stopped(self, message: dict) -> None:
+        check_stop_counts(message)
         session_id = message["session"]
         ingest = await self.ingest_for(session_id, allow_closed=True)
         if ingest is not None and ingest.contiguous < message["chunks"]:
@@ -257,7 +272,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
                 "storage_failed",
                 f"the server could not store "
                 f"chunk {chunk.seq} ({exc.strerror}); the agent "
-                "keeps it and sends it again",
+                "keeps it and sends it again after reconnecting",
             ) from None
 
     async def receive_labels(self, ingest: SessionIngest, chunk, frame: bytes):
@@ -295,6 +310,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
         """The ingest state of a session this agent may stream into, or an error."""
         if session_id in self.ingests:
             return self.ingests[session_id]
+        check_session_id(session_id)
         joined = await presence.join_recording(self.token.pk, session_id, self.device)
         if joined is None:
             raise ProtocolError(
@@ -388,6 +404,44 @@ def check_device(device: dict) -> None:
             "bad_schema",
             f"agent.hello: a sampling rate of {rate_hz} Hz is out of range 1..100000",
         )
+    extra = device.get("extra", {})
+    if not isinstance(extra, dict):
+        raise ProtocolError("bad_schema", "agent.hello: device.extra must be an object")
+    line_hz = extra.get("line_frequency_hz", 50.0)
+    if not _is_number(line_hz) or not 1.0 <= line_hz <= 1000.0:
+        raise ProtocolError(
+            "bad_schema",
+            "agent.hello: device.extra.line_frequency_hz must be a number of Hz "
+            "in 1..1000",
+        )
+
+
+def reported_sessions(sessions: list) -> set[int]:
+    """The session ids of the hello's session list: {"session": id, ...} each."""
+    for entry in sessions:
+        session_id = entry.get("session") if isinstance(entry, dict) else None
+        if not _is_number(session_id) or not isinstance(session_id, int):
+            raise ProtocolError(
+                "bad_schema",
+                "agent.hello: sessions must list objects with an integer 'session'",
+            )
+    return {entry["session"] for entry in sessions}
+
+
+def check_session_id(session_id: int) -> None:
+    if not 1 <= session_id <= MAX_SESSION_ID:
+        raise ProtocolError("unknown_session", f"session {session_id} does not exist")
+
+
+def check_stop_counts(message: dict) -> None:
+    """recording.stopped's totals: counts, so whole numbers from zero up."""
+    for name, largest in MAX_STOP_COUNTS.items():
+        value = message.get(name, 0)
+        if not 0 <= value <= largest:
+            raise ProtocolError(
+                "bad_schema",
+                f"recording.stopped: {name} {value} is out of range 0..{largest}",
+            )
 
 
 def check_contact_report(message: dict) -> None:

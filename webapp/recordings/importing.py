@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-from django.conf import settings
-
 from recorder.session_file import read_session, session_summary
+from webapp import storage
 from webapp.recordings.models import RecordingSession, Subject
 from webapp.recordings.tasks import file_sha256
 
@@ -25,10 +23,7 @@ def import_session_file(owner, source: Path, subject_name: str) -> RecordingSess
         dropped_packets=summary["dropped_packets"],
     )  # fmt: skip
     relative_path = f"sessions/user-{owner.pk}/session-{session.pk}.h5"
-    destination = settings.MEDIA_ROOT / relative_path
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, destination)
-    session.file.name = relative_path
-    session.file_sha256 = file_sha256(destination)
+    session.file.name = storage.store_file(source, relative_path)
+    session.file_sha256 = file_sha256(source)
     session.save(update_fields=["file", "file_sha256"])
     return session

@@ -20,6 +20,7 @@ from django.shortcuts import get_object_or_404, render
 from recorder import session_review
 from recorder.session_file import SessionFormatError
 from recorder.session_review import NoLabelsError, ReviewError
+from webapp import storage
 from webapp.recordings.models import RecordingSession
 
 DEFAULT_BINS = 1000
@@ -72,7 +73,7 @@ def _answer(request, session_id: int, reply) -> JsonResponse:
     if not session.file:
         return _error("This session has no file yet.", 404)
     try:
-        path = session.file.path
+        path = storage.local_copy(session.file.name)
         return JsonResponse(reply(session_review.session_index(path), path))
     except BadQuery as error:
         return _error(str(error), 400)

@@ -11,6 +11,7 @@ from django.conf import settings
 from recorder.assembly import AssemblyError, assemble_recording
 from recorder.chunk_log import ChunkLog
 from recorder.session_file import SessionAttributes, SessionFormatError, write_session
+from webapp import storage
 from webapp.protocols.events import session_events
 from webapp.recordings.ingest import claim_chunk_dir
 from webapp.recordings.models import RecordingSession
@@ -44,7 +45,11 @@ def file_sha256(path) -> str:
     return digest.hexdigest()
 
 
-@shared_task(acks_late=True)
+@shared_task(
+    acks_late=True,
+    soft_time_limit=settings.ASSEMBLY_TIME_LIMIT_S,
+    time_limit=settings.ASSEMBLY_TIME_LIMIT_S + settings.TIME_LIMIT_GRACE_S,
+)
 def assemble_session_file(session_id: int) -> str:
     """Write the session's HDF5 file from its stored chunks, then drop the chunks."""
     session = RecordingSession.objects.select_related("subject").get(pk=session_id)
@@ -54,7 +59,6 @@ def assemble_session_file(session_id: int) -> str:
     claim_chunk_dir(chunk_dir, session.created_at)  # never another session's chunks
     chunks = ChunkLog(chunk_dir)
     relative_path = f"sessions/user-{session.owner_id}/session-{session_id}.h5"
-    path = settings.MEDIA_ROOT / relative_path
     try:
         recording = assemble_recording(
             chunks,
@@ -63,8 +67,9 @@ def assemble_session_file(session_id: int) -> str:
             session_attributes(session),
             events=session_events(session_id),
         )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_session(path, recording)
+        with storage.writing(relative_path) as path:
+            write_session(path, recording)
+            sha256 = file_sha256(path)
     except (AssemblyError, SessionFormatError) as exc:
         # the chunks stay on disk, so nothing is lost and the file can be rebuilt
         log.error("session %s could not be assembled: %s", session_id, exc)
@@ -75,7 +80,7 @@ def assemble_session_file(session_id: int) -> str:
     RecordingSession.objects.filter(pk=session_id).update(
         status=Status.COMPLETE,
         file=relative_path,
-        file_sha256=file_sha256(path),
+        file_sha256=sha256,
         sample_count=len(recording.emg_time),
         duration_s=float(recording.emg_time[-1] - recording.emg_time[0]),
     )

@@ -32,6 +32,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from recorder.protocol import ProtocolError, make_message
+from webapp import storage
 from webapp.accounts.models import AgentToken
 from webapp.recordings.models import RecordingSession, SessionVideo
 
@@ -171,13 +172,17 @@ def _receive(request, session_id: int, part: Part) -> JsonResponse:
         size_bytes = _declared_size(request, part)
         sha256 = _declared_sha256(request)
         relative = f"videos/user-{session.owner_id}/session-{session.pk}{part.suffix}"
-        _store(request, size_bytes, sha256, Path(settings.MEDIA_ROOT) / relative)
+        with storage.writing(relative) as path:
+            _store(request, size_bytes, sha256, path)
     except UploadRefused as exc:
         if part is VIDEO:  # the owner sees why the video did not arrive
             SessionVideo.objects.filter(session=session).update(
                 state=State.FAILED, message=f"the upload was refused: {exc}"
             )
         return _error(exc.status, str(exc))
+    except OSError as exc:  # the object storage refused or could not be reached
+        log.error("session %s: cannot store the %s: %s", session.pk, part.what, exc)
+        return _error(507, f"the server could not store the {part.what}; try later")
     _record_stored(session, part, relative, size_bytes, sha256)
     log.info("session %s: %s stored (%d bytes)", session.pk, part.what, size_bytes)
     return JsonResponse(

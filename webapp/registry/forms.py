@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from recorder.session_file import SessionFormatError, session_summary
+from webapp import storage
 from webapp.recordings.models import RecordingSession
 from webapp.registry.models import hide_storage_paths
 
@@ -75,7 +76,7 @@ def check_session_files(sessions: list[RecordingSession]) -> None:
     channels = {}
     for session in sessions:
         try:
-            summary = session_summary(session.file.path)
+            summary = session_summary(storage.local_copy(session.file.name))
         except (OSError, SessionFormatError) as exc:
             raise forms.ValidationError(
                 f"Session #{session.pk}: its file cannot be read "
@@ -97,3 +98,62 @@ def check_session_files(sessions: list[RecordingSession]) -> None:
 
 def _pk(session: RecordingSession) -> int:
     return session.pk
+
+
+class CalibrationChoice(forms.ModelChoiceField):
+    def label_from_instance(self, session: RecordingSession) -> str:
+        return SessionChoices.label_from_instance(self, session)
+
+
+OWN_SESSION_ONLY = {
+    "invalid_choice": "Choose one of your own sessions that has a file; that "
+    "session is not one of them."
+}
+
+
+class FineTuneForm(forms.Form):
+    """Fine-tune a finished model for one person: their calibration recording, and
+    optionally another of their sessions to measure the result on."""
+
+    calibration_session = CalibrationChoice(
+        RecordingSession.objects.none(), label="Calibration session",
+        error_messages=OWN_SESSION_ONLY,
+        help_text="the person's labeled calibration recording (the 1-minute "
+        "protocol); the model adapts to it",
+    )  # fmt: skip
+    held_out_session = CalibrationChoice(
+        RecordingSession.objects.none(), required=False, label="Held-out session",
+        error_messages=OWN_SESSION_ONLY,
+        help_text="optional, another session of the same person to measure on; "
+        "without one, the calibration's last 20% is held out",
+    )  # fmt: skip
+    epochs = forms.IntegerField(min_value=1, max_value=200, initial=15)
+    learning_rate = forms.FloatField(min_value=1e-6, max_value=1e-2, initial=1e-3)
+    name = forms.CharField(max_length=100, required=False)
+
+    def __init__(self, *args, owner, **kwargs):
+        super().__init__(*args, **kwargs)
+        sessions = (
+            RecordingSession.objects.filter(owner=owner)
+            .exclude(file="")
+            .select_related("subject")
+        )
+        self.fields["calibration_session"].queryset = sessions
+        self.fields["held_out_session"].queryset = sessions
+
+    def clean(self):
+        cleaned = super().clean()
+        calibration = cleaned.get("calibration_session")
+        held_out = cleaned.get("held_out_session")
+        if calibration and calibration == held_out:
+            raise forms.ValidationError(
+                f"Session #{calibration.pk} cannot be both the calibration and the "
+                "held-out session."
+            )
+        if calibration:
+            check_session_files([s for s in (calibration, held_out) if s])
+        return cleaned
+
+    def finetune_config(self) -> dict:
+        """The FineTuneConfig fields besides epochs."""
+        return {"learning_rate": self.cleaned_data["learning_rate"]}

@@ -12,6 +12,8 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
+from webapp import storage
+
 LAST_CHECKPOINT = "last.pt"  # written after every epoch: a resume starts from it
 FINAL_CHECKPOINT = "final.pt"  # the best epoch's weights with the evaluation
 
@@ -23,7 +25,9 @@ def training_group(run_id: int) -> str:
 
 def hide_storage_paths(message: str) -> str:
     """An engine's message for the page: paths relative to the storage root."""
-    return message.replace(f"{settings.MEDIA_ROOT}/", "")
+    for root in (settings.MEDIA_ROOT, settings.STORAGE_CACHE_DIR):
+        message = message.replace(f"{root}/", "")
+    return message
 
 
 class TrainingRunQuerySet(models.QuerySet):
@@ -78,6 +82,13 @@ class TrainingRun(models.Model):
     # format -> {"max_abs_diff_mm": ..., "exported_at": ...}
     exports = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
+    # a fine-tune job: this run adapts `base`'s model to the person in its training
+    # sessions (their calibration recording) instead of training a fresh one; kept
+    # while a fine-tuned model needs it
+    base = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT,
+        related_name="finetuned_runs",
+    )  # fmt: skip
 
     objects = TrainingRunQuerySet.as_manager()
 
@@ -97,9 +108,19 @@ class TrainingRun(models.Model):
         )  # fmt: skip
 
     @property
+    def storage_prefix(self) -> str:
+        """The storage key of the folder of this run's checkpoints and exports."""
+        return f"models/{self.pk}"
+
+    @property
+    def checkpoint_key(self) -> str:
+        return f"{self.storage_prefix}/{FINAL_CHECKPOINT}"
+
+    @property
     def folder(self) -> Path:
-        """Checkpoints and exports of this run, in shared storage."""
-        return Path(settings.MEDIA_ROOT) / "models" / str(self.pk)
+        """The run's local folder: the stored one itself with local storage, a
+        working folder with object storage (webapp/storage.py)."""
+        return storage.local_folder(self.storage_prefix)
 
     @property
     def checkpoint_path(self) -> Path:
@@ -108,7 +129,12 @@ class TrainingRun(models.Model):
     @property
     def can_resume(self) -> bool:
         resumable = (self.Status.INTERRUPTED, self.Status.FAILED)
-        return self.status in resumable and (self.folder / LAST_CHECKPOINT).is_file()
+        last_key = f"{self.storage_prefix}/{LAST_CHECKPOINT}"
+        return self.status in resumable and storage.exists(last_key)
+
+    @property
+    def is_finetune(self) -> bool:
+        return self.base_id is not None
 
     @property
     def mpjpe_mm(self) -> float | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from functools import partial
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
@@ -19,6 +20,7 @@ from django.db.models import Q
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
+from webapp import storage
 from webapp.registry.models import LAST_CHECKPOINT, TrainingRun, hide_storage_paths
 from webapp.registry.progress import RunReporter, plain_json
 
@@ -31,16 +33,17 @@ TIME_BUDGET_S = max(TIME_LIMIT_S - 600, TIME_LIMIT_S // 2)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True,
-             soft_time_limit=TIME_LIMIT_S, time_limit=TIME_LIMIT_S + 120)  # fmt: skip
+             soft_time_limit=TIME_LIMIT_S,
+             time_limit=TIME_LIMIT_S + settings.TIME_LIMIT_GRACE_S)  # fmt: skip
 def train_model(run_id: int) -> str:
-    """Train (or resume) a queued or interrupted run. Does nothing for a finished run
-    or one that another worker is training."""
+    """Train (or resume) a queued or interrupted run. Does nothing for a finished run,
+    and waits (retries) while another worker is training it."""
     from training.trainer import TrainingCancelled  # torch: only in training workers
 
     claimed = _claim(run_id)
     run = TrainingRun.objects.get(pk=run_id)
     if not claimed:
-        return run.status
+        return _watch_other_worker(run)
     reporter = RunReporter(run)
     try:
         result = _train(run, reporter)
@@ -68,16 +71,40 @@ def _claim(run_id: int) -> bool:
     return claimed == 1
 
 
+def _watch_other_worker(run: TrainingRun) -> str:
+    """A second copy of the task while another worker trains the run: the broker
+    handed it out again because that worker died (its heartbeat is then still
+    fresh) or the run outlasted the visibility timeout. Look again once the run
+    could be stale, and take it over then, so a dead worker's run never stays
+    "running"; a finished run ends the watch."""
+    if run.status != Status.RUNNING:
+        return run.status
+    raise train_model.retry(countdown=settings.JOB_STALE_AFTER_S + 1, max_retries=None)
+
+
 def _train(run: TrainingRun, reporter: RunReporter):
+    if run.is_finetune:
+        return _finetune(run, reporter)
+    import torch
+
+    from training.distributed import train_distributed
     from training.trainer import TrainConfig, resolve_device, train
 
     config = TrainConfig(model=run.model_name, epochs=run.epochs, device="auto",
                          time_budget_s=TIME_BUDGET_S, **run.config)  # fmt: skip
     device = resolve_device(config.device)
-    resuming = (run.folder / LAST_CHECKPOINT).is_file()
+    # checkpoints are written locally and stored after every epoch, so another
+    # worker (another machine, with STORAGE=s3) resumes from the last one
+    checkpoints = storage.FolderSync(run.storage_prefix)
+    checkpoints.pull(LAST_CHECKPOINT)
+    resuming = (checkpoints.folder / LAST_CHECKPOINT).is_file()
+    processes = settings.TRAINING_PROCESSES or (
+        torch.cuda.device_count() if device.type == "cuda" else 1
+    )
+    on = f"{processes} {device.type} processes (DDP)" if processes > 1 else device
     reporter.log(
-        f"{'resuming' if resuming else 'training'} {run.model_name} on {device}",
-        device=str(device),
+        f"{'resuming' if resuming else 'training'} {run.model_name} on {on}",
+        device=str(on),
     )
     train_sessions = load_sessions(run.train_sessions.order_by("pk"))
     validation_sessions = load_sessions(run.validation_sessions.order_by("pk"))
@@ -85,10 +112,60 @@ def _train(run: TrainingRun, reporter: RunReporter):
         f"{len(train_sessions)} training and {len(validation_sessions)} held-out "
         "sessions loaded"
     )
-    return train(
-        config, train_sessions, validation_sessions, run.folder,
-        progress=reporter.progress, should_stop=reporter.should_stop,
+
+    def progress(epoch: int, metrics: dict) -> None:
+        checkpoints.push()
+        reporter.progress(epoch, metrics)
+
+    trainer = train
+    if processes > 1:
+        trainer = partial(train_distributed, world_size=processes)
+    try:
+        return trainer(
+            config, train_sessions, validation_sessions, checkpoints.folder,
+            progress=progress, should_stop=reporter.should_stop,
+        )  # fmt: skip
+    finally:
+        checkpoints.push()  # final.pt, or what a failed run got done
+
+
+def _finetune(run: TrainingRun, reporter: RunReporter):
+    """A fine-tune job: the base run's final checkpoint adapted to the person in
+    the run's training sessions (held-out sessions, if any, validate it)."""
+    from training.calibration import FineTuneConfig, finetune
+    from training.trainer import resolve_device
+
+    config = FineTuneConfig(epochs=run.epochs, device="auto",
+                            time_budget_s=TIME_BUDGET_S, **run.config)  # fmt: skip
+    device = resolve_device(config.device)
+    checkpoints = storage.FolderSync(run.storage_prefix)  # as _train's
+    checkpoints.pull(LAST_CHECKPOINT)
+    resuming = (checkpoints.folder / LAST_CHECKPOINT).is_file()
+    base_checkpoint = storage.local_copy(run.base.checkpoint_key)
+    reporter.log(
+        f"{'resuming fine-tuning' if resuming else 'fine-tuning'} {run.base} "
+        f"({run.model_name}) on {device}",
+        device=str(device),
+    )
+    calibration = load_sessions(run.train_sessions.order_by("pk"))
+    held_out = load_sessions(run.validation_sessions.order_by("pk"))
+    reporter.log(
+        f"{len(calibration)} calibration session(s) loaded; validating on "
+        + (f"{len(held_out)} held-out session(s)" if held_out else
+           f"the last {config.validation_fraction:.0%} of the calibration")
     )  # fmt: skip
+
+    def progress(epoch: int, metrics: dict) -> None:
+        checkpoints.push()
+        reporter.progress(epoch, metrics)
+
+    try:
+        return finetune(
+            base_checkpoint, calibration, checkpoints.folder, config, held_out,
+            progress=progress, should_stop=reporter.should_stop,
+        )  # fmt: skip
+    finally:
+        checkpoints.push()
 
 
 def load_sessions(sessions) -> list:
@@ -99,7 +176,8 @@ def load_sessions(sessions) -> list:
     for session in sessions:
         if not session.file:
             raise DataError(f"session #{session.pk} has no file yet")
-        loaded.append(load_session(session.file.path, name=f"#{session.pk}"))
+        path = storage.local_copy(session.file.name)
+        loaded.append(load_session(path, name=f"#{session.pk}"))
     return loaded
 
 

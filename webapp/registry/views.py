@@ -16,7 +16,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from labeling.kinematics import MEDIAPIPE_JOINT_NAMES
-from webapp.registry.forms import TrainingForm
+from webapp import storage
+from webapp.registry.forms import FineTuneForm, TrainingForm
 from webapp.registry.models import TrainingRun, hide_storage_paths
 from webapp.registry.tasks import train_model
 
@@ -82,8 +83,45 @@ def run_detail(request, run_id: int):
             [("model", model), ("mean-pose baseline", baseline)]
         ),
         "exports": _exports(run),
+        "finetune_form": FineTuneForm(owner=request.user),
     }
     return render(request, "registry/run_detail.html", context)
+
+
+@login_required
+@require_POST
+def finetune(request, run_id: int):
+    """Start a fine-tune job: the user's complete model, adapted to the person in
+    one of the user's labeled sessions; a new run in the registry."""
+    base = _get_run(request, run_id)
+    if base.status != Status.COMPLETE:
+        messages.error(request, "Only a complete model can be fine-tuned.")
+        return redirect(base)
+    problem = checkpoint_problem(stored_checkpoint(base))
+    if problem:
+        messages.error(request, f"This model cannot be fine-tuned: {problem}.")
+        return redirect(base)
+    form = FineTuneForm(request.POST, owner=request.user)
+    if not form.is_valid():
+        errors = [e for field_errors in form.errors.values() for e in field_errors]
+        messages.error(request, "Fine-tuning not started: " + " ".join(errors))
+        return redirect(base)
+    return redirect(_start_finetune(request.user, base, form))
+
+
+def _start_finetune(owner, base: TrainingRun, form: FineTuneForm) -> TrainingRun:
+    data = form.cleaned_data
+    calibration, held_out = data["calibration_session"], data["held_out_session"]
+    name = data["name"] or f"{base} for {calibration.subject}"
+    with transaction.atomic():
+        run = TrainingRun.objects.create(
+            owner=owner, name=name[:100], model_name=base.model_name, base=base,
+            epochs=data["epochs"], config=form.finetune_config(),
+        )  # fmt: skip
+        run.train_sessions.set([calibration])
+        run.validation_sessions.set([held_out] if held_out else [])
+        transaction.on_commit(lambda: train_model.delay(run.pk))
+    return run
 
 
 @login_required
@@ -139,11 +177,12 @@ def download_checkpoint(request, run_id: int):
     run = _get_run(request, run_id)
     if run.status != Status.COMPLETE:
         raise Http404("This run has no final checkpoint yet.")
-    problem = checkpoint_problem(run.checkpoint_path)
+    checkpoint = stored_checkpoint(run)
+    problem = checkpoint_problem(checkpoint)
     if problem:
         messages.error(request, f"The checkpoint cannot be downloaded: {problem}.")
         return redirect(run)
-    return _attachment(run.checkpoint_path, f"model-{run.pk}.pt")
+    return _attachment(checkpoint, f"model-{run.pk}.pt")
 
 
 @login_required
@@ -159,7 +198,10 @@ def export(request, run_id: int, fmt: str):
     from training.export import export_model  # torch: only when exporting
 
     try:
-        result = export_model(run.checkpoint_path, fmt, run.folder / file_name)
+        exported_path = run.folder / file_name
+        exported_path.parent.mkdir(parents=True, exist_ok=True)
+        result = export_model(stored_checkpoint(run), fmt, exported_path)
+        storage.store_file(exported_path, f"{run.storage_prefix}/{file_name}")
     except (ValueError, RuntimeError, OSError, ImportError) as exc:  # CheckpointError
         message = hide_storage_paths(str(exc))
         messages.error(request, f"The {label} export failed: {message}")
@@ -178,9 +220,12 @@ def download_export(request, run_id: int, fmt: str):
     if fmt not in EXPORTS or fmt not in run.exports:
         raise Http404("This model has not been exported to that format.")
     _, file_name, suffix = EXPORTS[fmt]
-    if not (run.folder / file_name).is_file():
-        raise Http404("The export file is gone; export again.")
-    return _attachment(run.folder / file_name, f"model-{run.pk}.{suffix}")
+    try:
+        stored = storage.open_stored(f"{run.storage_prefix}/{file_name}")
+    except FileNotFoundError:
+        raise Http404("The export file is gone; export again.") from None
+    filename = f"model-{run.pk}.{suffix}"
+    return FileResponse(stored, as_attachment=True, filename=filename)
 
 
 @login_required
@@ -236,6 +281,15 @@ def _exports(run: TrainingRun) -> list[dict]:
          "exported": fmt in run.exports}
         for fmt, (label, _, _) in EXPORTS.items()
     ]  # fmt: skip
+
+
+def stored_checkpoint(run: TrainingRun) -> Path:
+    """A local copy of the run's final.pt (a path that does not exist if it is
+    not stored, for checkpoint_problem to name)."""
+    try:
+        return storage.local_copy(run.checkpoint_key)
+    except FileNotFoundError:
+        return run.checkpoint_path
 
 
 def checkpoint_problem(path: Path) -> str | None:

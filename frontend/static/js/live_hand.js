@@ -99,6 +99,13 @@ function onPose(message) {
   status.textContent = message.status;
   status.className = `status ${message.status}`;
   show("update-ms", `${message.update_ms.toFixed(1)} ms`);
+  showGesture(message);
+}
+
+function showGesture(message) {
+  if (message.gesture === undefined) return;
+  const confidencePct = Math.round(100 * message.gesture_confidence);
+  show("gesture", message.gesture ? `${message.gesture} · ${confidencePct} %` : "none near");
 }
 
 function onLabels(message) {

@@ -11,29 +11,31 @@ poses_per_s is per stream. Without --model or --checkpoint it trains a tiny tcn
 (seconds). Uses this settings' database (embedded SQLite by default).
 """
 
-import asyncio
 import json
-import os
-import signal
 import subprocess
 import tempfile
-import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
-import websockets
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
-from django.test import Client
 
 from recorder.agent import AgentConfig
 from training.checkpoint import CheckpointError
-from webapp.accounts.models import AgentToken
+from webapp.benchmarking import (
+    login_cookie,
+    pose_latencies_ms,
+    prepare_sessions,
+    run_fleet,
+    start_process,
+    stop_processes,
+    watch_sessions,
+)
 from webapp.live.checkpoints import register_checkpoint, train_tiny_model
 from webapp.live.groups import inference_channels
 from webapp.processes import (
@@ -42,13 +44,10 @@ from webapp.processes import (
     server_command,
     wait_for_port,
 )
-from webapp.recordings.management.commands.bench_ingest import run_fleet
-from webapp.recordings.models import RecordingSession, Subject
 from webapp.registry.models import TrainingRun
 
 BENCH_USER = "bench-live"
 WARMUP_S = 2.0  # after a viewer's first pose: model loading and the filters settling
-QUIET_S = 3.0  # a viewer stops after this long without a pose (its agent finished)
 
 
 class Command(BaseCommand):
@@ -70,7 +69,7 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         user, _ = get_user_model().objects.get_or_create(username=BENCH_USER)
         run = self.model_run(user, model, checkpoint)
-        secrets, session_ids = prepare_sessions(user, streams)
+        secrets, session_ids = prepare_sessions(user, streams, "bench live")
         port = free_port()
         children = self.start_server_and_workers(port)
         try:
@@ -80,9 +79,7 @@ class Command(BaseCommand):
                 options["agent_processes"],
             )  # fmt: skip
         finally:
-            for child in children:
-                os.killpg(child.pid, signal.SIGTERM)
-                child.wait(30)
+            stop_processes(children)
         result = summarize(views, streams, seconds, run)
         # the server asks watched agents for live chunks (recording.live)
         result["live_chunk_ms"] = AgentConfig.live_chunk_s * 1000
@@ -114,34 +111,10 @@ class Command(BaseCommand):
         if not settings.INFERENCE_IN_PROCESS:
             for channel in inference_channels():
                 commands[channel] = inference_worker_command(channel)
-        return [self.start(name, command) for name, command in commands.items()]
-
-    def start(self, name: str, command: list[str]) -> subprocess.Popen:
-        log = open(Path(tempfile.gettempdir()) / f"bench_live_{name}.log", "wb")
-        return subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
-def prepare_sessions(user, streams: int) -> tuple[list[str], list[int]]:
-    """One agent token and one recording session per stream."""
-    subject, _ = Subject.objects.get_or_create(owner=user, name="bench")
-    secrets, session_ids = [], []
-    for number in range(streams):
-        token, secret = AgentToken.issue(user, f"bench live agent {number}")
-        session = RecordingSession.objects.create(
-            owner=user, subject=subject, agent=token, status="recording",
-            protocol_name="bench live",
-        )  # fmt: skip
-        secrets.append(secret)
-        session_ids.append(session.pk)
-    return secrets, session_ids
-
-
-def login_cookie(user) -> str:
-    client = Client()
-    client.force_login(user)
-    return client.cookies[settings.SESSION_COOKIE_NAME].value
+        return [
+            start_process(f"bench_live_{name}", command)
+            for name, command in commands.items()
+        ]
 
 
 def measure(port, cookie, run_id, secrets, session_ids, seconds, processes):
@@ -154,58 +127,18 @@ def measure(port, cookie, run_id, secrets, session_ids, seconds, processes):
             pool.submit(run_fleet, server_url, share, seconds, AgentConfig.chunk_s)
             for share in shares
         ]
-        views = asyncio.run(
-            watch_all(server_url, port, cookie, run_id, session_ids, seconds)
+        http_url = f"http://127.0.0.1:{port}"
+        views = watch_sessions(
+            [(http_url, sid) for sid in session_ids], cookie, run_id, seconds
         )
         for fleet in fleets:
             fleet.result()
     return views
 
 
-async def watch_all(server_url, port, cookie, run_id, session_ids, seconds):
-    headers = {"Cookie": f"sessionid={cookie}", "Origin": f"http://127.0.0.1:{port}"}
-    return await asyncio.gather(
-        *[
-            watch(f"{server_url}/ws/sessions/{sid}/hand/", headers, run_id, seconds)
-            for sid in session_ids
-        ]
-    )
-
-
-async def watch(url: str, headers: dict, run_id: int, seconds: float) -> dict:
-    """One viewer: (receive time, pose time) of every pose, and any error."""
-    received = []  # (receive unix s, pose t)
-    errors = []
-    deadline_s = time.monotonic() + seconds + 60
-    async with websockets.connect(url, additional_headers=headers) as socket:
-        await socket.send(json.dumps({"type": "display", "rate_hz": 60}))
-        await socket.send(json.dumps({"type": "select", "run": run_id}))
-        while time.monotonic() < deadline_s:
-            quiet_s = QUIET_S if received else deadline_s - time.monotonic()
-            try:
-                message = json.loads(await asyncio.wait_for(socket.recv(), quiet_s))
-            except TimeoutError:
-                break
-            if message["type"] == "pose":
-                received.append((time.time(), message["t"]))
-            elif message["type"] == "error":
-                errors.append(message["message"])
-    return {"received": received, "errors": errors}
-
-
 def summarize(views: list[dict], streams: int, seconds: float, run) -> dict:
     """Latency over every viewer's poses after its warm-up; pose rate per stream."""
-    latencies_ms, rates = [], []
-    for view in views:
-        received = np.array(view["received"]).reshape(-1, 2)
-        if not len(received):
-            continue
-        measured = received[received[:, 0] >= received[0, 0] + WARMUP_S]
-        if len(measured) < 2:
-            continue
-        latencies_ms.append(1000 * (measured[:, 0] - measured[:, 1]))
-        rates.append(len(measured) / (measured[-1, 0] - measured[0, 0]))
-    latencies_ms = np.concatenate(latencies_ms) if latencies_ms else np.array([])
+    latencies_ms, rates = pose_latencies_ms(views, WARMUP_S)
 
     def percentile(q):
         return round(float(np.percentile(latencies_ms, q)), 1) if rates else None

@@ -1,0 +1,226 @@
+"""`python -m training calibrate-bench`: does a minute of calibration pay off?
+
+Simulated people (a subject is a simulator seed; anatomy, posture habits, a bad
+electrode now and then, and where they wear the band all differ between people):
+1. pre-train a model on `--subjects` people (`--pretrain-minutes` each, the default
+   gesture protocol), validated on one more person held out whole;
+2. a new person records the 1-minute calibration protocol
+   (recorder/guided/files/calibration.json, free movement as a tour of gestures);
+3. score three models on another session of the new person (the band put on again,
+   the default protocol, so gestures the calibration never asked for too):
+   the pre-trained model alone, it fine-tuned on the calibration, and the same
+   model trained from scratch on the same minute (same split, more epochs).
+Labels are the simulator's truth (IK labels would cost minutes of fitting and add
+their own error to all three alike). The choices of the fine-tune (learning rate,
+epochs, freezing, normalization) were made on another new person (`--new-subject`
+2000), never on the reported one. The pre-trained model is cached in `--cache`
+when given, keyed by its settings.
+One JSON line: pretrained_mpjpe_mm, finetuned_mpjpe_mm, scratch_mpjpe_mm,
+finetune_seconds, then details.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recorder.guided.poses import FREE_MOVEMENT_TOUR
+from recorder.guided.protocols import FILES_DIR, load_protocol_file
+from training.calibration import FineTuneConfig, evaluate_checkpoint, finetune
+from training.data import from_recording
+from training.simulated import simulated_labeled_session
+from training.trainer import TrainConfig, train
+
+CALIBRATION_FILE = FILES_DIR / "calibration.json"
+PLACEMENT_SEED_KEY = 7  # keeps each person's band placement draw apart from others
+VALIDATION_SUBJECT = 900  # the pre-training's held-out person
+TARGET_GAIN = 0.2  # fine-tuned must beat both others by this fraction
+PRETRAIN_STRIDE_SAMPLES = 50  # 100 ms: neighbours overlap by 2/3 anyway
+
+
+def calibration_protocol(path: Path = CALIBRATION_FILE) -> tuple[tuple[str, float]]:
+    """The guided protocol as the simulator's (gesture, hold_s) steps: each
+    repetition is rest, then the gesture; free movement tours FREE_MOVEMENT_TOUR."""
+    steps = []
+    for step in load_protocol_file(path).steps:
+        for _ in range(step.repetitions):
+            steps.append(("rest", step.rest_s))
+            if step.free_movement:
+                each_s = step.hold_s / len(FREE_MOVEMENT_TOUR)
+                steps.extend((gesture, each_s) for gesture in FREE_MOVEMENT_TOUR)
+            else:
+                steps.append((step.gesture, step.hold_s))
+    return tuple(steps)
+
+
+def band_rotation_deg(subject_seed: int, spread_deg: float) -> float:
+    """Where this person wears the band: uniform within ±spread_deg of the guide."""
+    rng = np.random.default_rng([subject_seed, PLACEMENT_SEED_KEY])
+    return float(rng.uniform(-spread_deg, spread_deg))
+
+
+def person_session(args, subject: int, session: int, seconds: float, **config):
+    recording = simulated_labeled_session(
+        seconds, subject_seed=subject, session=session, labels="truth",
+        band_rotation_deg=band_rotation_deg(subject, args.placement_spread_deg),
+        **config,
+    )  # fmt: skip
+    return from_recording(recording, f"subject-{subject}-session-{session}")
+
+
+def pretrain_settings(args) -> dict:
+    return {
+        "model": args.model, "subjects": args.subjects,
+        "pretrain_minutes": args.pretrain_minutes, "epochs": args.pretrain_epochs,
+        "stride_samples": PRETRAIN_STRIDE_SAMPLES,
+        "placement_spread_deg": args.placement_spread_deg, "seed": args.seed,
+    }  # fmt: skip
+
+
+def pretrained_checkpoint(args, scratch_dir: Path) -> Path:
+    """final.pt of the pre-training: from the cache when it holds these settings."""
+    settings = pretrain_settings(args)
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    folder = (args.cache or scratch_dir) / f"pretrained-{key[:12]}"
+    if (folder / "final.pt").is_file():
+        log(f"pre-trained model from the cache: {folder}")
+        return folder / "final.pt"
+    seconds = args.pretrain_minutes * 60.0
+    people = [person_session(args, s, 0, seconds) for s in range(1, args.subjects + 1)]
+    held_out = [person_session(args, VALIDATION_SUBJECT, 0, 60.0)]
+    log(f"pre-training {args.model} on {args.subjects} people")
+    config = TrainConfig(
+        model=args.model, epochs=args.pretrain_epochs,
+        stride_samples=PRETRAIN_STRIDE_SAMPLES, early_stopping_patience=None,
+        seed=args.seed, device=args.device, augment=True,
+    )  # fmt: skip
+    result = train(config, people, held_out, folder, progress=log_epoch)
+    (folder / "settings.json").write_text(json.dumps(settings))
+    return result.final_checkpoint
+
+
+def finetune_config(args) -> FineTuneConfig:
+    return FineTuneConfig(
+        epochs=args.finetune_epochs, learning_rate=args.finetune_lr,
+        freeze=args.freeze, normalization=args.normalization,
+        seed=args.seed, device=args.device,
+    )  # fmt: skip
+
+
+def scratch_checkpoint(args, calibration, out_dir: Path) -> Path:
+    """The model trained on the calibration minute alone: the same split as the
+    fine-tune, the pre-training's recipe, and room for many epochs."""
+    from training.calibration import split_tail
+
+    head, tail = split_tail(calibration, FineTuneConfig().validation_fraction)
+    config = TrainConfig(
+        model=args.model, epochs=args.scratch_epochs, batch_size=64,
+        stride_samples=FineTuneConfig().stride_samples, early_stopping_patience=10,
+        seed=args.seed,
+        device=args.device, augment=True,
+    )  # fmt: skip
+    return train(config, [head], [tail], out_dir, progress=log_epoch).final_checkpoint
+
+
+def run_calibrate_bench(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch_dir = Path(scratch)
+        pretrained = pretrained_checkpoint(args, scratch_dir)
+        calibration = person_session(
+            args, args.new_subject, 0, args.calibration_s,
+            protocol=calibration_protocol(),
+        )  # fmt: skip
+        test = [person_session(args, args.new_subject, 1, args.test_minutes * 60.0)]
+        log("fine-tuning on the calibration minute")
+        started = time.monotonic()
+        tuned = finetune(pretrained, [calibration], scratch_dir / "finetuned",
+                         finetune_config(args), progress=log_epoch)  # fmt: skip
+        finetune_s = time.monotonic() - started
+        log("training from scratch on the calibration minute")
+        scratch_model = scratch_checkpoint(args, calibration, scratch_dir / "scratch")
+        scores = {
+            name: evaluate_checkpoint(path, test)
+            for name, path in (("pretrained", pretrained),
+                               ("finetuned", tuned.final_checkpoint),
+                               ("scratch", scratch_model))
+        }  # fmt: skip
+    print(json.dumps(result_line(scores, finetune_s, args)), flush=True)
+    return 0
+
+
+def result_line(scores: dict, finetune_s: float, args) -> dict:
+    mpjpe = {name: score["model"]["mpjpe_mm"] for name, score in scores.items()}
+    tuned = mpjpe["finetuned"]
+    gains = {name: 1 - tuned / mpjpe[name] for name in ("pretrained", "scratch")}
+    return {
+        "pretrained_mpjpe_mm": round(mpjpe["pretrained"], 2),
+        "finetuned_mpjpe_mm": round(tuned, 2),
+        "scratch_mpjpe_mm": round(mpjpe["scratch"], 2),
+        "finetune_seconds": round(finetune_s, 1),
+        "gain_vs_pretrained_pct": round(100 * gains["pretrained"], 1),
+        "gain_vs_scratch_pct": round(100 * gains["scratch"], 1),
+        "target_met": bool(min(gains.values()) >= TARGET_GAIN),
+        # the new person's own mean pose (calibration) and the pre-training's
+        "baseline_mpjpe_mm": round(scores["finetuned"]["baseline"]["mpjpe_mm"], 2),
+        "pretrained_baseline_mpjpe_mm": round(
+            scores["pretrained"]["baseline"]["mpjpe_mm"], 2
+        ),
+        "new_subject": args.new_subject,
+        "subjects": args.subjects,
+        "model": args.model,
+    }
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def log_epoch(epoch: int, metrics: dict) -> None:
+    log(f"  epoch {epoch}/{metrics['epochs']}: train {metrics['train_mpjpe_mm']:.2f}"
+        f" mm, validation {metrics['val_mpjpe_mm']:.2f} mm, "
+        f"{metrics['epoch_s']:.1f} s")  # fmt: skip
+
+
+def add_calibrate_bench_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "calibrate-bench",
+        help="pre-train on simulated people, fine-tune on a new one's minute",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--subjects", type=int, default=8, help="people to pre-train on")
+    add("--pretrain-minutes", type=float, default=2.0, help="per person")
+    add("--pretrain-epochs", type=int, default=12)
+    add("--new-subject", type=int, default=1000, help="the new person's seed")
+    add("--calibration-s", type=float, default=60.0)
+    add("--test-minutes", type=float, default=2.0,
+        help="the new person's held-out session")  # fmt: skip
+    add("--placement-spread-deg", type=float, default=20.0,
+        help="people wear the band rotated up to this far from the guide")  # fmt: skip
+    defaults = FineTuneConfig()
+    add("--finetune-epochs", type=int, default=defaults.epochs)
+    add("--finetune-lr", type=float, default=defaults.learning_rate)
+    add("--freeze", nargs="*", default=None, metavar="PREFIX",
+        help="layers kept fixed (default: the model's, DEFAULT_FROZEN)")  # fmt: skip
+    add("--normalization", choices=("calibration", "checkpoint"),
+        default=defaults.normalization)  # fmt: skip
+    add("--scratch-epochs", type=int, default=30)
+    add("--model", default="tcn")
+    add("--seed", type=int, default=0)
+    add("--device", default="auto")
+    add("--threads", type=int, default=1,
+        help="CPU threads for torch; on shared cores more threads spin and wait "
+        "(measured 10x slower with 2 on a busy 2-core machine)")  # fmt: skip
+    add("--cache", type=Path, default=None,
+        help="keep (and reuse) the pre-trained model in this folder")  # fmt: skip
+    parser.set_defaults(run=run_calibrate_bench)
