@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
+import pytest
 
 from recorder.devices.simulated import SimulatedArmband
 from tests.system.processes import ROOT
@@ -59,6 +60,8 @@ class PrivateRedis:
     everything in it (queued jobs, channel groups), the hardest case."""
 
     def __init__(self, folder: Path):
+        if shutil.which("redis-server") is None:
+            pytest.skip("needs redis-server on the PATH")
         self.port = free_port()
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
@@ -95,6 +98,8 @@ class PrivatePostgres:
     """
 
     def __init__(self):
+        if not (POSTGRES_BIN / "initdb").is_file():
+            pytest.skip(f"needs PostgreSQL's server programs in {POSTGRES_BIN}")
         self.port = free_port()
         self.folder = Path(tempfile.mkdtemp(prefix="emg-test-postgres-"))
         self.data = self.folder / "data"

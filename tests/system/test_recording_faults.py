@@ -84,7 +84,9 @@ def test_the_agent_moves_to_another_daphne_when_its_own_is_killed(lab):
     assert f"connected to ws://127.0.0.1:{stack.ports[1]}" in agent_log, agent_log
 
 
-def test_the_server_recovers_from_a_postgresql_restart_by_itself(tmp_path):
+def test_the_server_recovers_from_a_postgresql_restart_by_itself(
+    production_services, tmp_path
+):
     postgres = PrivatePostgres()
     try:
         env = server_environment(tmp_path) | {
