@@ -245,28 +245,36 @@ def wait_for(condition, timeout_s: float, what: str, interval_s: float = 0.3):
 
 class LiveTab:
     """A logged-in tab on a session's recording page: its websocket receives the live
-    EMG, so every stored chunk also goes through the channel layer (Redis)."""
+    EMG, so every stored chunk also goes through the channel layer (Redis). Like the
+    page (live_recording.js), it opens a new websocket a second after one closes."""
 
     def __init__(self, browser: Browser, session_id: int):
-        from websockets.sync.client import connect
-
         host = browser.base_url.split("://", 1)[1]
+        self.url = f"ws://{host}/ws/sessions/{session_id}/live/"
         cookie = "; ".join(f"{c.name}={c.value}" for c in browser.cookies)
-        self.socket = connect(
-            f"ws://{host}/ws/sessions/{session_id}/live/",
-            additional_headers={"Cookie": cookie, "Origin": browser.base_url},
-        )
+        self.headers = {"Cookie": cookie, "Origin": browser.base_url}
         self.updates = 0
+        self.connections = 0
+        self.closing = False
+        self.socket = None
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
 
     def _read(self) -> None:
-        try:
-            for message in self.socket:
-                self.updates += json.loads(message).get("type") == "live.emg"
-        except Exception:  # noqa: BLE001 (the server went away: the tab just stops)
-            pass
+        from websockets.sync.client import connect
+
+        while not self.closing:
+            try:
+                self.socket = connect(self.url, additional_headers=self.headers)
+                self.connections += 1
+                for message in self.socket:
+                    self.updates += json.loads(message).get("type") == "live.emg"
+            except Exception:  # noqa: BLE001 (the server went away: come back)
+                pass
+            time.sleep(1.0)
 
     def close(self) -> None:
-        self.socket.close()
+        self.closing = True
+        if self.socket is not None:
+            self.socket.close()
         self.thread.join(5)

@@ -15,6 +15,7 @@ from tests.system.faults import (
     PrivateRedis,
     manage,
     seed_lab,
+    wait_for,
 )
 from tests.system.processes import server_environment
 from tests.system.recording_stack import (
@@ -59,7 +60,13 @@ def test_a_redis_restart_during_a_recording_loses_nothing(lab, tmp_path):
             redis.kill()  # no persistence: queues and channel groups are gone
             pause(2)
             redis.start()
-            pause(4)
+            updates_at_restart = tab.updates
+            # the open tab gets live EMG again, without a reload
+            wait_for(
+                lambda: tab.updates > updates_at_restart + 5, 20,
+                "live EMG to reach the open tab after the restart",
+            )  # fmt: skip
+            pause(2)
             stack.press(browser, "stop")
             session = stack.wait_until_done()
             tab.close()

@@ -22,6 +22,7 @@ import math
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from webapp.heartbeat import beat_forever
 from webapp.live import db
 from webapp.live.groups import hand_group, hand_session_group, inference_channel
 from webapp.live.throttle import LatestOnly
@@ -54,16 +55,25 @@ class HandConsumer(AsyncWebsocketConsumer):
         interval_s = 1.0 / DEFAULT_DISPLAY_HZ
         self.poses = LatestOnly(self.send_json, interval_s)
         self.labels = LatestOnly(self.send_json, interval_s)
-        await self.channel_layer.group_add(
-            hand_session_group(self.session_id), self.channel_name
-        )
+        await self.join_groups()
         await self.accept()
         if settings.INFERENCE_IN_PROCESS:
             from webapp.live.worker import start_in_process
 
             start_in_process()
         await self.send_json({"type": "session", **self.facts})
-        self.heartbeat = asyncio.create_task(self.keep_watching())
+        self.heartbeat = asyncio.create_task(
+            beat_forever(self.keep_watching, WATCH_INTERVAL_S, first_wait=True)
+        )
+
+    async def join_groups(self) -> None:
+        await self.channel_layer.group_add(
+            hand_session_group(self.session_id), self.channel_name
+        )
+        if self.run is not None:
+            await self.channel_layer.group_add(
+                hand_group(self.session_id, self.run["id"]), self.channel_name
+            )
 
     async def disconnect(self, code):
         if not hasattr(self, "heartbeat"):
@@ -145,10 +155,9 @@ class HandConsumer(AsyncWebsocketConsumer):
 
     async def keep_watching(self):
         """Keep the predictor alive and the agent forwarding, while we watch."""
-        while True:
-            await asyncio.sleep(WATCH_INTERVAL_S)
-            if self.run is not None:
-                await self.watch(reply=False)
+        await self.join_groups()
+        if self.run is not None:
+            await self.watch(reply=False)
 
     async def watch(self, reply: bool) -> None:
         await self.channel_layer.send(

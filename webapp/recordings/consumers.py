@@ -125,6 +125,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
             await self.on_hello(message)
         elif kind == "agent.ping":
             self.keep_presence_fresh()
+            await self.rejoin_groups()
             await self.send(text_data=make_message("agent.pong"))
         elif kind == "recording.stopped":
             await self.on_recording_stopped(message)
@@ -149,6 +150,16 @@ class AgentConsumer(AsyncWebsocketConsumer):
             return
         self.presence_written_s = now_s
         self.background_task = asyncio.create_task(presence.touch(self.token.pk))
+
+    async def rejoin_groups(self) -> None:
+        """Group memberships live in the channel layer (Redis): a Redis restart that
+        this connection survives forgets them, and the portal's Start and Stop would
+        no longer reach the agent. Adding again is idempotent; once per ping (5 s)."""
+        await self.channel_layer.group_add(self.token.group_name, self.channel_name)
+        for session_id in self.ingests:
+            await self.channel_layer.group_add(
+                ingest_group(session_id), self.channel_name
+            )
 
     async def on_hello(self, message: dict) -> None:
         device = message["device"]

@@ -9,6 +9,7 @@ import json
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from webapp.heartbeat import beat_forever
 from webapp.protocols.events import ProtocolEventReceiver
 from webapp.recordings import presence
 from webapp.recordings.ingest import WATCH_INTERVAL_S, ingest_group, live_group
@@ -27,17 +28,21 @@ class LiveConsumer(AsyncWebsocketConsumer):
             return
         # the guided protocol's step events, timed on the EMG's clock
         self.protocol_events = ProtocolEventReceiver(self.session_id)
+        await self.join_group()
+        await self.accept()
+        self.heartbeat = asyncio.create_task(
+            beat_forever(self.keep_watching, WATCH_INTERVAL_S, first_wait=False)
+        )
+
+    async def join_group(self):
         await self.channel_layer.group_add(
             live_group(self.session_id), self.channel_name
         )
-        await self.accept()
-        self.heartbeat = asyncio.create_task(self.keep_watching())
 
     async def keep_watching(self):
         """Tell the agent connection that someone watches, for as long as we do."""
-        while True:
-            await self.live_streaming({})
-            await asyncio.sleep(WATCH_INTERVAL_S)
+        await self.join_group()
+        await self.live_streaming({})
 
     async def disconnect(self, code):
         if hasattr(self, "heartbeat"):
