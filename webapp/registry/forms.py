@@ -16,6 +16,15 @@ def model_names() -> tuple[str, ...]:
     return tuple(MODEL_NAMES)
 
 
+def recorded_sessions(owner):
+    """The owner's own sessions, and only those that have a file."""
+    return (
+        RecordingSession.objects.filter(owner=owner)
+        .exclude(file="")
+        .select_related("subject")
+    )
+
+
 class SessionChoices(forms.ModelMultipleChoiceField):
     widget = forms.CheckboxSelectMultiple
 
@@ -41,12 +50,7 @@ class TrainingForm(forms.Form):
 
     def __init__(self, *args, owner, **kwargs):
         super().__init__(*args, **kwargs)
-        # the owner's own sessions, and only those that have a file
-        sessions = (
-            RecordingSession.objects.filter(owner=owner)
-            .exclude(file="")
-            .select_related("subject")
-        )
+        sessions = recorded_sessions(owner)
         self.fields["train_sessions"].queryset = sessions
         self.fields["validation_sessions"].queryset = sessions
         self.fields["model_name"].choices = [(name, name) for name in model_names()]
@@ -133,11 +137,7 @@ class FineTuneForm(forms.Form):
 
     def __init__(self, *args, owner, **kwargs):
         super().__init__(*args, **kwargs)
-        sessions = (
-            RecordingSession.objects.filter(owner=owner)
-            .exclude(file="")
-            .select_related("subject")
-        )
+        sessions = recorded_sessions(owner)
         self.fields["calibration_session"].queryset = sessions
         self.fields["held_out_session"].queryset = sessions
 
