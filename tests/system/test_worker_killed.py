@@ -73,9 +73,12 @@ def test_a_killed_training_worker_hands_its_run_to_another_that_resumes_it(
     workers = []
     try:
         workers = [start_training_worker(f"first-{run.pk}", env, tmp_path)]
-        Celery(broker=redis.url).send_task(
-            "webapp.registry.tasks.train_model", args=[run.pk], queue="training"
-        )
+        # not the current app: later tests' tasks must still go to the suite's broker
+        private_broker = Celery(broker=redis.url, set_as_current=False)
+        with private_broker:
+            private_broker.send_task(
+                "webapp.registry.tasks.train_model", args=[run.pk], queue="training"
+            )
         received = lambda: "] received" in workers[0].log()  # noqa: E731
         wait_for(received, 30, "the first worker to take the job")
         # started now, so that only the first worker can have taken the job
