@@ -9,7 +9,7 @@ import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
+from tests.needs import missing
 
 
 @contextmanager
@@ -22,7 +22,7 @@ def small_disk(mount_point: Path, size_kib: int):
         capture_output=True, text=True,
     )  # fmt: skip
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs: {mounted.stderr.strip()}")
+        missing(f"cannot mount a small tmpfs: {mounted.stderr.strip()}")
     try:
         yield mount_point
     finally:

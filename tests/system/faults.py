@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
-import pytest
 
 from recorder.devices.simulated import SimulatedArmband
+from tests.needs import missing
 from tests.system.processes import ROOT
 from webapp.processes import free_port, wait_for_port
 
@@ -61,7 +61,7 @@ class PrivateRedis:
 
     def __init__(self, folder: Path):
         if shutil.which("redis-server") is None:
-            pytest.skip("needs redis-server on the PATH")
+            missing("needs redis-server on the PATH")
         self.port = free_port()
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
@@ -99,7 +99,7 @@ class PrivatePostgres:
 
     def __init__(self):
         if not (POSTGRES_BIN / "initdb").is_file():
-            pytest.skip(f"needs PostgreSQL's server programs in {POSTGRES_BIN}")
+            missing(f"needs PostgreSQL's server programs in {POSTGRES_BIN}")
         self.port = free_port()
         self.folder = Path(tempfile.mkdtemp(prefix="emg-test-postgres-"))
         self.data = self.folder / "data"
