@@ -246,6 +246,8 @@ JOB_STALE_AFTER_S = env_int("JOB_STALE_AFTER_S", 600)
 # not seen for WORKER_OFFLINE_AFTER_S shows as offline
 WORKER_HEARTBEAT_S = env_int("WORKER_HEARTBEAT_S", 10)
 WORKER_OFFLINE_AFTER_S = env_int("WORKER_OFFLINE_AFTER_S", 30)
+# a worker silent this long is retired: its row leaves the list when another starts
+WORKER_FORGET_AFTER_DAYS = env_int("WORKER_FORGET_AFTER_DAYS", 7)
 # Time limits per task type: past the soft limit the job ends with a message; the
 # hard limit (a grace period later) kills a job that ignores it.
 # a training run is stopped after this long (it can resume from its last epoch)

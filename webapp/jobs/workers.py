@@ -6,7 +6,9 @@ through Celery's signals, so the portal needs no slow broadcast to inspect worke
   WORKER_HEARTBEAT_S, also while a long job runs in the pool's child process;
 - task_prerun / task_postrun (where the task runs): the current task and its id;
 - worker_shutdown: the row says stopped. A SIGKILLed worker writes nothing more, and
-  shows as offline WORKER_OFFLINE_AFTER_S later.
+  shows as offline WORKER_OFFLINE_AFTER_S later;
+- a worker not seen for WORKER_FORGET_AFTER_DAYS is retired: the next worker that
+  starts deletes its row (machines are renamed and replaced; the list stays short).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import subprocess
 import threading
 import time
+from datetime import timedelta
 
 from celery.signals import task_postrun, task_prerun, worker_ready, worker_shutdown
 from django.conf import settings
@@ -45,11 +48,19 @@ def register_worker(sender, **_) -> None:
                   "started_at": now, "last_seen_at": now, "stopped": False,
                   "task_name": "", "task_object_id": None, "task_started_at": None},
     )  # fmt: skip
+    forget_retired_workers()
     connections.close_all()  # a pool child forked later must not share it
     threading.Thread(
         target=_beat_forever, args=(name,), name="worker-heartbeat", daemon=True
     ).start()
     log.info("worker %s registered: queues %s", name, ", ".join(queues))
+
+
+def forget_retired_workers() -> int:
+    """Delete the rows of workers silent for WORKER_FORGET_AFTER_DAYS; how many."""
+    silent_since = timezone.now() - timedelta(days=settings.WORKER_FORGET_AFTER_DAYS)
+    deleted, _ = WorkerStatus.objects.filter(last_seen_at__lt=silent_since).delete()
+    return deleted
 
 
 def _beat_forever(name: str) -> None:
