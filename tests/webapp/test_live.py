@@ -155,6 +155,29 @@ async def test_two_tabs_of_a_session_get_the_same_poses(alices):
     assert 1_700_000_000.0 < got_first[-1]["t"] <= 1_700_000_000.0 + 60 * 0.04
 
 
+async def test_tabs_that_pick_a_model_while_it_loads_all_get_it(alices, monkeypatch):
+    """The second tab's request arrives while the first one's model is loading: it is
+    answered once the model is there (it used to wait for nothing and report that no
+    worker was running)."""
+    from webapp.live import predictors
+
+    def slow_load(*args, **kwargs):
+        time.sleep(1.0)
+        return load(*args, **kwargs)
+
+    load = predictors.load_checkpoint
+    monkeypatch.setattr(predictors, "load_checkpoint", slow_load)
+    _, session, run_id = alices
+    tabs = [await open_tab(session.pk, "alice") for _ in range(3)]
+    for tab in tabs:
+        assert (await tab.connect())[0]
+        assert (await tab.receive_json_from(timeout=5))["type"] == "session"
+    for tab in tabs:
+        await tab.send_json_to({"type": "select", "run": run_id})
+    answers = [await next_of(tab, {"model", "error"}, timeout_s=6) for tab in tabs]
+    assert [answer["type"] for answer in answers] == ["model"] * 3, answers
+
+
 async def test_the_agent_sends_small_chunks_only_while_a_hand_watches(
     alices, monkeypatch
 ):

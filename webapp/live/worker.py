@@ -58,15 +58,18 @@ class InferenceConsumer(AsyncConsumer):
     """Holds the predictors of the sessions whose shard this channel is."""
 
     room = None  # PredictorRoom, made on the first message (it imports torch)
-    loading: set | None = None  # (session, run) whose model is being loaded
+    # (session, run) whose model is being loaded -> the watch messages waiting for it
+    loading: dict[tuple, list[dict]] | None = None
 
     async def inference_watch(self, message):
         await self.make_room()
         key = (message["session"], message["run"])
         if self.room.is_open(message):
             await self.run_step("watch", message)
-        elif key not in self.loading:
-            self.loading.add(key)
+        elif key in self.loading:  # another tab of the model: answered once loaded
+            self.loading[key].append(message)
+        else:
+            self.loading[key] = [message]
             # the next messages go on while the model loads
             self.load_task = asyncio.create_task(self.load_then_watch(key, message))
 
@@ -77,8 +80,10 @@ class InferenceConsumer(AsyncConsumer):
                 LOADING_THREAD, self.room.load_predictor, message
             )
             await self.run_step("watch", message, loaded)
+            for waiting in self.loading.pop(key)[1:]:
+                await self.run_step("watch", waiting)
         finally:
-            self.loading.discard(key)
+            self.loading.pop(key, None)
 
     async def inference_smoothing(self, message):
         await self.run_step("set_smoothing", message)
@@ -92,7 +97,7 @@ class InferenceConsumer(AsyncConsumer):
 
             loop = asyncio.get_running_loop()
             self.room = await loop.run_in_executor(INFERENCE_THREAD, PredictorRoom)
-            self.loading = set()
+            self.loading = {}
 
     async def run_step(self, name: str, message: dict, *args) -> None:
         await self.make_room()
