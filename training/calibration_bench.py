@@ -44,6 +44,15 @@ PLACEMENT_SEED_KEY = 7  # keeps each person's band placement draw apart from oth
 VALIDATION_SUBJECT = 900  # the pre-training's held-out person
 TARGET_GAIN = 0.2  # fine-tuned must beat both others by this fraction
 PRETRAIN_STRIDE_SAMPLES = 50  # 100 ms: neighbours overlap by 2/3 anyway
+# How much the simulated people differ (--people): "typical" is the simulator's
+# default; "varied" doubles the anatomy jitter (muscles ±16°, gains ±40 %), gives each
+# person their own way of driving each muscle (gains ±40 %) and 2 mm less to 4 mm
+# more subcutaneous fat than the typical forearm.
+PEOPLE = {
+    "typical": {},
+    "varied": {"anatomy_spread": 2.0, "motor_habit_spread": 0.4,
+               "fat_offset_mm": (-2.0, 4.0)},
+}  # fmt: skip
 
 
 def calibration_protocol(path: Path = CALIBRATION_FILE) -> tuple[tuple[str, float]]:
@@ -71,7 +80,7 @@ def person_session(args, subject: int, session: int, seconds: float, **config):
     recording = simulated_labeled_session(
         seconds, subject_seed=subject, session=session, labels="truth",
         band_rotation_deg=band_rotation_deg(subject, args.placement_spread_deg),
-        **config,
+        **PEOPLE[args.people], **config,
     )  # fmt: skip
     return from_recording(recording, f"subject-{subject}-session-{session}")
 
@@ -82,6 +91,7 @@ def pretrain_settings(args) -> dict:
         "pretrain_minutes": args.pretrain_minutes, "epochs": args.pretrain_epochs,
         "stride_samples": PRETRAIN_STRIDE_SAMPLES,
         "placement_spread_deg": args.placement_spread_deg, "seed": args.seed,
+        "people": args.people,
     }  # fmt: skip
 
 
@@ -176,6 +186,7 @@ def result_line(scores: dict, finetune_s: float, args) -> dict:
         ),
         "new_subject": args.new_subject,
         "subjects": args.subjects,
+        "people": args.people,
         "model": args.model,
     }
 
@@ -209,6 +220,8 @@ def add_calibrate_bench_parser(subparsers) -> None:
         help="the new person's held-out session")  # fmt: skip
     add("--placement-spread-deg", type=float, default=20.0,
         help="people wear the band rotated up to this far from the guide")  # fmt: skip
+    add("--people", choices=sorted(PEOPLE), default="typical",
+        help="how much the simulated people differ (see PEOPLE)")  # fmt: skip
     defaults = FineTuneConfig()
     add("--finetune-epochs", type=int, default=defaults.epochs)
     add("--finetune-lr", type=float, default=defaults.learning_rate)

@@ -10,7 +10,9 @@ Generative model:
   exp(-Δ²/2σ²) · (D/(D+depth))^1.5 with Δ the angular distance and a spread σ that
   widens with depth (deep sources blur over more electrodes);
 - per subject (seed) the anatomy jitters: muscle angles ±8°, depths and gains ±15-20 %,
-  electrode contact gains ±10 %;
+  electrode contact gains ±10 %, and a layer of subcutaneous fat thinner or thicker
+  than the typical forearm's shifts every source deeper or shallower (weaker and
+  more blurred, or stronger and sharper);
 - nuisances, added per electrode: mains interference at the line frequency (plus a
   weaker third harmonic), slow baseline drift, motion artifacts (1-15 Hz noise whose
   amplitude follows how fast the hand moves), a white noise floor of a few µV, and
@@ -37,6 +39,14 @@ SPREAD_DEG = 28.0  # angular spread of a superficial source
 SPREAD_DEG_PER_MM = 1.2  # extra spread per mm of depth
 SATURATION_UV = 2000.0  # a bad, saturating channel clips here
 BAD_CHANNEL_NOISE_UV = 900.0
+# How far one person's anatomy departs from the typical forearm's (log-SD for gains
+# and depths): where each muscle lies, how deep, how strong, and each electrode's skin
+# contact. SimulatorConfig.anatomy_spread scales them all.
+MUSCLE_ANGLE_SD_DEG = 8.0
+MUSCLE_DEPTH_LOG_SD = 0.15
+MUSCLE_GAIN_LOG_SD = 0.2
+CONTACT_GAIN_LOG_SD = 0.1
+MIN_DEPTH_MM = 1.0  # under the thinnest skin
 MOTION_SPEED_RAD_S = 20.0  # summed joint speed of a brisk whole-hand movement
 
 
@@ -79,10 +89,11 @@ class EmgGenerator:
         anatomy_rng: np.random.Generator,
         noise_rng: np.random.Generator,
         config: SimulatorConfig,
+        fat_offset_mm: float = 0.0,
     ) -> None:
         self.config = config
         self._noise_rng = noise_rng
-        self.mixing = self._subject_mixing(muscles, anatomy_rng)  # (M, C) µV
+        self.mixing = self._subject_mixing(muscles, anatomy_rng, fat_offset_mm)  # µV
         num_channels = config.num_channels
         self._line_uv = config.line_noise_uv * anatomy_rng.uniform(
             0.5, 1.5, num_channels
@@ -108,19 +119,30 @@ class EmgGenerator:
         return np.repeat(sosfilt_zi(sos)[:, :, None] * 0.0, width, axis=2)
 
     def _subject_mixing(
-        self, muscles: tuple[Muscle, ...], rng: np.random.Generator
+        self,
+        muscles: tuple[Muscle, ...],
+        rng: np.random.Generator,
+        fat_offset_mm: float,
     ) -> np.ndarray:
         sign = -1.0 if self.config.handedness == "left" else 1.0  # mirror image
         angles = sign * np.deg2rad([m.angle_deg for m in muscles])
-        angles = angles + np.deg2rad(rng.normal(0, 8.0, len(muscles)))
-        depths = np.array([m.depth_mm for m in muscles]) * np.exp(
-            rng.normal(0, 0.15, len(muscles))
+        spread = self.config.anatomy_spread
+        angles = angles + np.deg2rad(
+            rng.normal(0, spread * MUSCLE_ANGLE_SD_DEG, len(muscles))
         )
+        depths = np.array([m.depth_mm for m in muscles]) * np.exp(
+            rng.normal(0, spread * MUSCLE_DEPTH_LOG_SD, len(muscles))
+        )
+        depths = np.maximum(depths + fat_offset_mm, MIN_DEPTH_MM)
         electrodes = electrode_angles_rad(
             self.config.num_channels, self.config.band_rotation_deg
         )
-        muscle_gain = MUSCLE_PEAK_UV * np.exp(rng.normal(0, 0.2, len(muscles)))
-        contact_gain = np.exp(rng.normal(0, 0.1, self.config.num_channels))
+        muscle_gain = MUSCLE_PEAK_UV * np.exp(
+            rng.normal(0, spread * MUSCLE_GAIN_LOG_SD, len(muscles))
+        )
+        contact_gain = np.exp(
+            rng.normal(0, spread * CONTACT_GAIN_LOG_SD, self.config.num_channels)
+        )
         gains = mixing_matrix(angles, depths, electrodes)
         return gains * muscle_gain[:, None] * contact_gain[None, :]
 

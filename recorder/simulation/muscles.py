@@ -87,6 +87,31 @@ def _weight_matrix(muscles: tuple[Muscle, ...], attribute: str) -> np.ndarray:
     return weights / np.where(totals > 0, totals, 1.0)
 
 
+@dataclass(frozen=True)
+class MotorHabits:
+    """How one person drives each muscle: gains (M,) on the shared model's tonic,
+    phasic and co-contraction terms. People reach the same posture with different
+    mixes of effort (a firmer grip, more extensor bracing, brisker bursts), so the
+    same pose gives a different EMG pattern from person to person."""
+
+    tonic: np.ndarray
+    phasic: np.ndarray
+    cocontraction: np.ndarray
+
+
+def motor_habits(
+    rng: np.random.Generator, num_muscles: int, spread: float
+) -> MotorHabits:
+    """One person's habits: log-normal gains around 1 with log-SD `spread`."""
+    tonic, phasic, cocontraction = np.exp(rng.normal(0.0, spread, (3, num_muscles)))
+    return MotorHabits(tonic, phasic, cocontraction)
+
+
+def typical_habits(num_muscles: int) -> MotorHabits:
+    ones = np.ones(num_muscles)
+    return MotorHabits(ones, ones, ones)
+
+
 class MuscleModel:
     """Maps kinematics to activations (n, M) in 0..1, carrying filter state so that
     consecutive calls form one continuous stream."""
@@ -96,11 +121,17 @@ class MuscleModel:
         sampling_rate_hz: float,
         activation_time_constant_s: float = 0.02,
         muscles: tuple[Muscle, ...] = MUSCLES,
+        habits: MotorHabits | None = None,
     ) -> None:
         self.muscles = muscles
+        habits = habits or typical_habits(len(muscles))
         self._flexor_weights = _weight_matrix(muscles, "flexes")
         self._extensor_weights = _weight_matrix(muscles, "extends")
-        self._cocontraction = np.array([muscle.cocontraction for muscle in muscles])
+        self._tonic_gain = TONIC_GAIN * habits.tonic
+        self._phasic_gain = PHASIC_GAIN * habits.phasic
+        self._cocontraction = habits.cocontraction * np.array(
+            [muscle.cocontraction for muscle in muscles]
+        )
         self._rest_angles = GESTURES["rest"]
         pole = np.exp(-1.0 / (activation_time_constant_s * sampling_rate_hz))
         self._filter = (np.array([1.0 - pole]), np.array([1.0, -pole]))
@@ -124,8 +155,8 @@ class MuscleModel:
         ) / PHASIC_SPEED_RAD_S
         drive = (
             BASELINE_DRIVE
-            + TONIC_GAIN * tonic
-            + PHASIC_GAIN * phasic
+            + self._tonic_gain * tonic
+            + self._phasic_gain * phasic
             + effort[:, None] * self._cocontraction
         )
         return np.clip(drive, 0.0, 1.0)

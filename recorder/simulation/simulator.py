@@ -16,7 +16,7 @@ from labeling.kinematics import angles_to_mano_pose, forward_kinematics
 from recorder.simulation.camera import noisy_landmarks
 from recorder.simulation.emg import EmgGenerator, imu_block
 from recorder.simulation.gestures import DEFAULT_PROTOCOL
-from recorder.simulation.muscles import MUSCLES, MuscleModel
+from recorder.simulation.muscles import MUSCLES, MuscleModel, motor_habits
 from recorder.simulation.trajectory import HandTrajectory
 
 BLOCK_SAMPLES = 250  # generation block; fixed so chunked reads give identical streams
@@ -48,6 +48,12 @@ class SimulatorConfig:
     camera_depth_noise_mm: float = 8.0
     camera_failure_probability: float = 0.03
     protocol: tuple[tuple[str, float], ...] = DEFAULT_PROTOCOL
+    # How much people differ. anatomy_spread scales the anatomy jitter (emg.py's
+    # MUSCLE_*_SD and CONTACT_GAIN_LOG_SD); the two below are off by default and are
+    # drawn from a stream of their own, so a seed's other draws never change:
+    anatomy_spread: float = 1.0
+    motor_habit_spread: float = 0.0  # log-SD of a person's per-muscle drive gains
+    fat_offset_mm: tuple[float, float] = (0.0, 0.0)  # subcutaneous fat vs typical
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -65,15 +71,23 @@ class ArmbandSimulator:
         self.trajectory = HandTrajectory(
             self.config.protocol, subject_seed=seed, cycle_seed=self._stream_seed
         )
+        person_rng = np.random.default_rng([seed, 5])
         self.muscles = MuscleModel(
-            self.config.sampling_rate_hz, self.config.activation_time_constant_s
+            self.config.sampling_rate_hz,
+            self.config.activation_time_constant_s,
+            habits=motor_habits(
+                person_rng, len(MUSCLES), self.config.motor_habit_spread
+            ),
         )
+        fat_offset_mm = float(person_rng.uniform(*self.config.fat_offset_mm))
         # The band's effective rotation this session (config value + re-placement).
         self.band_rotation_deg = self.config.band_rotation_deg + band_shift_deg(
             seed, self.config.session
         )
         placed = replace(self.config, band_rotation_deg=self.band_rotation_deg)
-        self._emg = EmgGenerator(MUSCLES, anatomy_rng, self._noise_rng, placed)
+        self._emg = EmgGenerator(
+            MUSCLES, anatomy_rng, self._noise_rng, placed, fat_offset_mm
+        )
         self._imu_wobble = (anatomy_rng.uniform(0.05, 0.3, 2), np.deg2rad([6.0, 4.0]))
         self.channel_names = tuple(
             f"ch{k + 1}" for k in range(self.config.num_channels)

@@ -295,3 +295,29 @@ def test_another_session_makes_the_same_gestures_with_other_timing_and_camera_no
         np.nan_to_num(sim.camera_landmarks(times_s)[0]) for sim in (first, second)
     ]
     assert not np.allclose(*landmarks, atol=1e-4)
+
+
+def test_people_differ_more_when_asked_and_the_hand_stays_the_same():
+    """anatomy_spread, motor habits and fat change the EMG a person makes for the
+    same gestures, never the hand itself; off (the defaults) they change nothing."""
+    typical, emg = simulate(10.0, seed=8)
+    for varied_config in ({"anatomy_spread": 2.0}, {"motor_habit_spread": 0.4},
+                          {"fat_offset_mm": (3.0, 4.0)}):  # fmt: skip
+        varied, varied_emg = simulate(10.0, seed=8, **varied_config)
+        assert not np.allclose(emg, varied_emg), varied_config
+        times_s = np.linspace(0.0, 10.0, 50)
+        np.testing.assert_array_equal(
+            typical.hand_state(times_s)["joints"], varied.hand_state(times_s)["joints"]
+        )
+    _, off = simulate(10.0, seed=8, motor_habit_spread=0.0, fat_offset_mm=(0.0, 0.0))
+    np.testing.assert_array_equal(emg, off)
+
+
+def test_more_fat_between_muscle_and_skin_means_weaker_emg():
+    thin, thin_emg = simulate(20.0, seed=4, fat_offset_mm=(-2.0, -2.0))
+    thick, thick_emg = simulate(20.0, seed=4, fat_offset_mm=(4.0, 4.0))
+    thin_fist, thick_fist = (
+        hold_rms(thin, thin_emg, "fist"),
+        hold_rms(thick, thick_emg, "fist"),
+    )
+    assert thick_fist.mean() < 0.8 * thin_fist.mean()
