@@ -355,7 +355,7 @@ class Agent:
         elif kind == "recording.stop":
             self.stop_recording(message["session"])
         elif kind == "recording.live":
-            self.set_live(message["session"], message["live"])
+            self.set_live(message["session"], message["live"], message.get("chunk_s"))
         elif kind == "recording.closed":
             self._forget_session(message["session"], message["status"])
         elif kind == "video.request":
@@ -450,11 +450,20 @@ class Agent:
             video=video,
         )
 
-    def set_live(self, session_id: int, live: bool) -> None:
-        """Small chunks while someone watches the session's live hand."""
+    def set_live(
+        self, session_id: int, live: bool, asked_chunk_s: float | None = None
+    ) -> None:
+        """Short chunks while someone watches the session's live hand: as long as
+        the server asks (a busy server asks for longer ones), but never shorter than
+        live_chunk_s nor longer than recording's chunk_s."""
         streamer = self.streamers.get(session_id)
         if streamer:
-            chunk_s = self.config.live_chunk_s if live else self.config.chunk_s
+            chunk_s = self.config.chunk_s
+            if live:
+                chunk_s = min(
+                    max(self.config.live_chunk_s, asked_chunk_s or 0.0),
+                    self.config.chunk_s,
+                )
             streamer.chunk_s = chunk_s
             if streamer.camera is not None:
                 streamer.camera.chunk_s = chunk_s

@@ -377,7 +377,7 @@ MESSAGE_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     "agent.pong": {},
     "recording.start": {"session": (int,), "band_rotation_deg": (int, float)},
     "recording.stop": {"session": (int,)},
-    # a live 3D hand watches (live=True): send small chunks until live=False
+    # a live 3D hand watches (live=True): send short chunks until live=False
     "recording.live": {"session": (int,), "live": (bool,)},
     "recording.closed": {"session": (int,), "status": (str,)},
     # measure electrode contact now (MindRove impedance mode; the EMG pauses)
@@ -392,6 +392,8 @@ MESSAGE_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
 OPTIONAL_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     # label chunks the agent spooled (stream 1); absent means none
     "recording.stopped": {"label_chunks": (int,)},
+    # how long the live chunks should be (s); a busy server asks for longer ones
+    "recording.live": {"chunk_s": (int, float)},
 }
 # (type, field) -> the values allowed
 FIELD_CHOICES = {("camera.status", "state"): CAMERA_STATES}

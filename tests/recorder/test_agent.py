@@ -30,6 +30,25 @@ def test_it_sends_small_chunks_only_while_the_server_says_a_hand_watches(tmp_pat
         agent.stop_all_recordings()
 
 
+@pytest.mark.parametrize(
+    ("asked_chunk_s", "chunk_s"),
+    [(0.1, 0.1), (0.04, 0.04), (0.01, 0.04), (5.0, 0.2), (0, 0.04), (None, 0.04)],
+)  # fmt: skip
+def test_a_busy_server_may_ask_for_longer_live_chunks(tmp_path, asked_chunk_s, chunk_s):
+    """Never shorter than live_chunk_s, never longer than recording's chunks (None:
+    a server that does not say)."""
+    agent = Agent(
+        AgentConfig(server_url="ws://127.0.0.1:9", token="t", spool_dir=tmp_path)
+    )
+    server_says(agent, "recording.start", session=7, band_rotation_deg=0)
+    try:
+        asked = {} if asked_chunk_s is None else {"chunk_s": asked_chunk_s}
+        server_says(agent, "recording.live", session=7, live=True, **asked)
+        assert agent.streamers[7].chunk_s == chunk_s
+    finally:
+        agent.stop_all_recordings()
+
+
 def test_several_server_addresses_are_tried_in_order():
     assert parse_server_urls("ws://a:1, wss://b:2/,") == ["ws://a:1", "wss://b:2/"]
 

@@ -480,3 +480,11 @@ async def test_revoking_a_token_disconnects_its_agent(alice):
     error = await receive(agent)
     assert error["code"] == "token_revoked"
     assert (await agent.receive_output())["type"] == "websocket.close"
+
+
+def test_live_chunks_lengthen_when_a_server_has_more_watched_agents_than_its_budget():
+    from webapp.recordings.ingest import live_chunk_s
+
+    assert live_chunk_s(1, 250) == live_chunk_s(10, 250) == 0.04  # 25 a second each
+    assert live_chunk_s(20, 250) == 0.08
+    assert live_chunk_s(50, 250) == live_chunk_s(500, 250) == 0.2  # recording's own

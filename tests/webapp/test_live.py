@@ -188,11 +188,23 @@ async def test_the_agent_sends_small_chunks_only_while_a_hand_watches(
     await say_hello(agent, [session.pk])
     told = await stream(agent, session.pk, 5)
     assert told == [{"v": 1, "type": "recording.live", "session": session.pk,
-                     "live": True}]  # fmt: skip
+                     "live": True, "chunk_s": 0.04}]  # fmt: skip
     await tab.disconnect()
     await asyncio.sleep(0.5)  # the watch lapses
     told = await stream(agent, session.pk, 3, start_seq=5)
     assert [message["live"] for message in told] == [False]
+
+
+async def test_a_server_over_its_live_chunk_budget_asks_for_longer_chunks(
+    alices, settings
+):
+    settings.LIVE_CHUNKS_PER_S = 10  # one watched agent at 40 ms would be 25 a second
+    secret, session, run_id = alices
+    await watching_tab(session.pk, run_id)
+    agent = await connect_agent(secret)
+    await say_hello(agent, [session.pk])
+    told = await stream(agent, session.pk, 3)
+    assert [(m["live"], m["chunk_s"]) for m in told] == [(True, 0.1)]
 
 
 async def test_another_users_session_is_refused(alices):

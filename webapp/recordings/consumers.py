@@ -35,6 +35,8 @@ from webapp.recordings import presence, video
 from webapp.recordings.ingest import (
     SessionIngest,
     ingest_group,
+    live_agents_here,
+    live_chunk_s,
     live_group,
 )
 
@@ -249,7 +251,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
                     chunk,
                     ingest.sampling_rate_hz,
                 )
-            elif ingest.live_chunks_asked:  # the last hand tab has gone
+            elif ingest.live_chunk_s is not None:  # the last hand tab has gone
                 await self.ask_for_live_chunks(ingest, False)
             await self.store_chunk(ingest, chunk, frame)
             ingest.observe(chunk)
@@ -382,15 +384,23 @@ class AgentConsumer(AsyncWebsocketConsumer):
             await self.ask_for_live_chunks(ingest, True)
 
     async def ask_for_live_chunks(self, ingest: SessionIngest, live: bool) -> None:
-        """Small chunks (one pose update each) only while a hand tab watches: they
-        cost the server several times the messages of recording alone."""
-        if ingest.live_chunks_asked != live:
-            ingest.live_chunks_asked = live
-            await self.send(
-                text_data=make_message(
-                    "recording.live", session=ingest.session_id, live=live
-                )
+        """Short chunks (one pose update each) only while a hand tab watches: they
+        cost the server several times the messages of recording alone, so how short
+        depends on how many watched agents this process serves (live_chunk_s).
+        Asked again at every hand.watch, so the length follows the crowd."""
+        chunk_s = None
+        if live:
+            watched = live_agents_here() + (1 if ingest.live_chunk_s is None else 0)
+            chunk_s = live_chunk_s(watched, settings.LIVE_CHUNKS_PER_S)
+        if ingest.live_chunk_s == chunk_s:
+            return
+        ingest.set_live_chunk_s(chunk_s)
+        details = {"chunk_s": chunk_s} if live else {}
+        await self.send(
+            text_data=make_message(
+                "recording.live", session=ingest.session_id, live=live, **details
             )
+        )
 
     async def agent_revoked(self, event):
         await self.send_error("token_revoked", "this agent's token was revoked")

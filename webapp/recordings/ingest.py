@@ -8,6 +8,7 @@ EMG and the camera label stream each have their own sequence numbers (`SeqWindow
 from __future__ import annotations
 
 import time
+import weakref
 from datetime import datetime
 from pathlib import Path
 
@@ -39,6 +40,27 @@ LIVE_LABELS_MAX_FPS = 15.0  # label frames per second sent to watching tabs
 LABEL_DUE_TOLERANCE_S = 0.002
 # names, in a session's chunk folder, the session it belongs to (claim_chunk_dir)
 OWNER_FILE = "session-created-at"
+# While a live hand watches, agents send short chunks (one pose update each) ...
+LIVE_CHUNK_S = 0.04
+# ... unless this server process has more watched agents than its live chunk budget
+# (settings.LIVE_CHUNKS_PER_S) allows: then longer ones, up to recording's own.
+RECORDING_CHUNK_S = 0.2
+# the sessions of this process whose agent was asked for live chunks
+_LIVE_INGESTS: weakref.WeakSet = weakref.WeakSet()
+
+
+def live_chunk_s(watched_agents: int, chunks_per_s: float) -> float:
+    """The chunk length (s) to ask of each agent whose live hand is watched, when
+    `watched_agents` such agents share this server process: LIVE_CHUNK_S while
+    their chunks fit `chunks_per_s`, longer past it, never above RECORDING_CHUNK_S.
+    A crowd of live hands then costs pose latency, not recording capacity."""
+    wanted_s = watched_agents / chunks_per_s
+    return round(min(max(LIVE_CHUNK_S, wanted_s), RECORDING_CHUNK_S), 3)
+
+
+def live_agents_here() -> int:
+    """Agents of this server process that were asked for live chunks."""
+    return sum(1 for ingest in _LIVE_INGESTS if ingest.live_chunk_s is not None)
 
 
 def live_group(session_id: int) -> str:
@@ -137,7 +159,7 @@ class SessionIngest:
         self._quality_due_s = 0.0
         self._watched_until_s = 0.0
         self._hand_watched_until_s = 0.0  # a live 3D hand tab (webapp/live)
-        self.live_chunks_asked = False  # the agent was told to send small chunks
+        self.live_chunk_s: float | None = None  # what the agent was asked to send
         # losses seen live on this connection; the session file has the full count
         self.packets = PacketCounter()
 
@@ -182,6 +204,11 @@ class SessionIngest:
     @property
     def watched(self) -> bool:
         return time.monotonic() < self._watched_until_s
+
+    def set_live_chunk_s(self, chunk_s: float | None) -> None:
+        """Remember what the agent was asked to send (None: recording's chunks)."""
+        self.live_chunk_s = chunk_s
+        _LIVE_INGESTS.add(self)
 
     def watch_hand(self) -> None:
         """A live hand tab is watching: forward samples to inference for a while."""
