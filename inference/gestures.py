@@ -109,10 +109,19 @@ class GestureRecognizer:
 
     def push(self, time_s: float, joints_mm: np.ndarray) -> GestureGuess:
         """Adds a pose at `time_s` (s) and names the gesture of the last window."""
+        self.add(time_s, joints_mm)
+        return self.guess()
+
+    def add(self, time_s: float, joints_mm: np.ndarray) -> None:
+        """Adds a pose at `time_s` (s) to the window, naming nothing yet (a chunk
+        brings several poses; only the newest window's gesture is shown)."""
         joints_mm = np.asarray(joints_mm, dtype=np.float64).reshape(21, 3)
         self._recent.append((time_s, joints_mm))
         while self._recent and self._recent[0][0] < time_s - self.window_s:
             self._recent.popleft()
+
+    def guess(self) -> GestureGuess:
+        """The gesture of the window's mean pose (after at least one `add`)."""
         return self.classify(np.mean([joints for _, joints in self._recent], axis=0))
 
     def reset(self) -> None:

@@ -59,6 +59,17 @@ def test_the_live_window_averages_jitter_and_forgets_old_poses():
     assert message["gesture"] == "open" and 0 < message["gesture_confidence"] <= 1
 
 
+def test_adding_a_chunks_poses_then_guessing_once_equals_pushing_each():
+    rng = np.random.default_rng(2)
+    point = joints_from_angles(TARGET_ANGLES["point"])[0]
+    poses = [(t / 60, point + rng.normal(0, 4.0, (21, 3))) for t in range(12)]
+    pushed, added = (GestureRecognizer(default_examples()) for _ in range(2))
+    for time_s, joints in poses:
+        last = pushed.push(time_s, joints)
+        added.add(time_s, joints)
+    assert added.guess() == last and last.gesture == "point"
+
+
 def test_unusable_examples_are_refused_by_name():
     with pytest.raises(ValueError, match="'wave'.*\\(n, 21, 3\\)"):
         GestureRecognizer({"wave": np.zeros((4, 3))})

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from inference import InferenceInputError, LivePredictor, OneEuroConfig
-from inference.gestures import GestureGuess, GestureRecognizer, default_examples
+from inference.gestures import GestureRecognizer, default_examples
 from training.checkpoint import CheckpointError
 from webapp import storage
 from webapp.live.groups import hand_group
@@ -224,12 +224,13 @@ class PredictorRoom:
             return [("group", entry.group, {"type": "hand.error", **error})]
         if not frames:
             return []
-        guess = gesture_of(entry.gestures, frames)
+        for frame in frames:
+            entry.gestures.add(frame.time_s, frame.joints_mm)
         if not self.worth_sending(entry, message["received_at_s"]):
             return []
         pose = {"type": "hand.pose", "run": entry.run_id, **frames[-1].to_message()}
         pose["update_ms"] = round(float(frames[-1].update_ms), 2)
-        pose.update(guess.to_message())
+        pose.update(entry.gestures.guess().to_message())
         return [("group", entry.group, pose)]
 
     def worth_sending(self, entry: Watched, received_at_s: float) -> bool:
@@ -239,13 +240,6 @@ class PredictorRoom:
             return False
         entry.last_sent_s = now_s
         return True
-
-
-def gesture_of(gestures: GestureRecognizer, frames: list) -> GestureGuess:
-    """Feeds the new poses to the gesture recognizer; its guess after the newest."""
-    for frame in frames:
-        guess = gestures.push(frame.time_s, frame.joints_mm)
-    return guess
 
 
 def refusal_for_device(
