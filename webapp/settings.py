@@ -248,8 +248,10 @@ WORKER_HEARTBEAT_S = env_int("WORKER_HEARTBEAT_S", 10)
 WORKER_OFFLINE_AFTER_S = env_int("WORKER_OFFLINE_AFTER_S", 30)
 # Live chunks per second one server process asks of all its agents whose live hand is
 # watched (40 ms chunks: 25 a second each); past it, each is asked for longer chunks,
-# up to recording's 200 ms: a crowd of live hands costs latency, not recording.
-LIVE_CHUNKS_PER_S = env_int("LIVE_CHUNKS_PER_S", 250)
+# up to recording's 200 ms: a crowd of live hands costs latency, not recording. Every
+# chunk also goes to an inference shard: keep (daphne processes x this) within what
+# the shards handle (~250 chunks/s per shard on the 2-core reference VM).
+LIVE_CHUNKS_PER_S = env_int("LIVE_CHUNKS_PER_S", 125)
 # a worker silent this long is retired: its row leaves the list when another starts
 WORKER_FORGET_AFTER_DAYS = env_int("WORKER_FORGET_AFTER_DAYS", 7)
 # Time limits per task type: past the soft limit the job ends with a message; the
