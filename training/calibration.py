@@ -33,13 +33,13 @@ from training.preprocessing import Normalization
 from training.trainer import (
     LAST,
     Progress,
+    RunState,
     ShouldStop,
     TrainConfig,
     TrainResult,
-    _Run,
-    _stop_reason,
     finish,
     run_epoch,
+    stop_reason,
 )
 
 NORMALIZATIONS = ("calibration", "checkpoint")
@@ -136,7 +136,7 @@ def base_train_config(base: dict, config: FineTuneConfig) -> TrainConfig:
     )  # fmt: skip
 
 
-class FineTuneRun(_Run):
+class FineTuneRun(RunState):
     """A trainer run that starts from a base checkpoint's weights instead of a
     fresh model; everything else (epochs, checkpoints, resume) is the trainer's."""
 
@@ -261,7 +261,7 @@ def finetune(
             save_checkpoint(out_dir / "best.pt", run.contents(epoch))
         if progress:
             progress(epoch, metrics)
-        stopped = _stop_reason(run, run.config, started)
+        stopped = stop_reason(run, run.config, started)
         if stopped != "completed":
             break
     return finish(run, out_dir, stopped)

@@ -41,16 +41,16 @@ from training.trainer import (
     BEST,
     LAST,
     Progress,
+    RunState,
     ShouldStop,
     TrainConfig,
     TrainingCancelled,
     TrainResult,
-    _Run,
-    _stop_reason,
-    _to_device,
     finish,
     loss_terms,
     run_epoch,
+    stop_reason,
+    to_device,
 )
 
 STOP_REASONS = ("completed", "early_stopping", "time_budget")
@@ -215,28 +215,30 @@ def _train_rank(rank, world_size, config, train_sessions, validation_sessions,
     return finish(run, out_dir, stopped) if rank == 0 else None
 
 
-def _rank_run(rank, world_size, config, train_sessions, validation_sessions) -> _Run:
+def _rank_run(
+    rank, world_size, config, train_sessions, validation_sessions
+) -> RunState:
     if dist.get_backend() == "nccl":
         torch.cuda.set_device(rank)
-        run = _Run(replace(config, device=f"cuda:{rank}"), train_sessions,
+        run = RunState(replace(config, device=f"cuda:{rank}"), train_sessions,
                    validation_sessions)  # fmt: skip
         run.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(run.model)
         return run
     # the ranks share the machine's cores
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
-    return _Run(replace(config, device="cpu"), train_sessions, validation_sessions)
+    return RunState(replace(config, device="cpu"), train_sessions, validation_sessions)
 
 
-def _save_epoch(run: _Run, out_dir: Path, epoch: int, metrics: dict) -> None:
+def _save_epoch(run: RunState, out_dir: Path, epoch: int, metrics: dict) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out_dir / LAST, run.contents(epoch))
     if metrics["improved"]:
         save_checkpoint(out_dir / BEST, run.contents(epoch))
 
 
-def _agreed_stop_reason(run: _Run, config: TrainConfig, started: float) -> str:
+def _agreed_stop_reason(run: RunState, config: TrainConfig, started: float) -> str:
     """Rank 0's reason to stop (its clock decides the time budget), on every rank."""
-    reason = torch.tensor([STOP_REASONS.index(_stop_reason(run, config, started))])
+    reason = torch.tensor([STOP_REASONS.index(stop_reason(run, config, started))])
     dist.broadcast(reason, src=0)
     return STOP_REASONS[int(reason)]
 
@@ -248,7 +250,7 @@ def _agreed_cancel(should_stop: ShouldStop) -> bool:
     return bool(flag)
 
 
-def _train_slice(run: _Run, epoch: int, should_stop: ShouldStop, *, model,
+def _train_slice(run: RunState, epoch: int, should_stop: ShouldStop, *, model,
                  rank: int, world_size: int):  # fmt: skip
     """The trainer's pass over the training windows, each batch split over ranks.
     Returns (mean loss, mean MPJPE in mm, windows) of the whole epoch."""
@@ -265,7 +267,7 @@ def _train_slice(run: _Run, epoch: int, should_stop: ShouldStop, *, model,
         if run.augment:  # the whole batch, so the draws are one process's draws
             batch["emg"] = augment_batch(batch["emg"], generator)
         part, share = _slice(batch, rank, world_size)
-        loss, mpjpe = _step(run, model, _to_device(part, run.device), share)
+        loss, mpjpe = _step(run, model, to_device(part, run.device), share)
         count = len(part["emg"]) * (share > 0)
         sums += torch.tensor([loss * count, mpjpe * count, count], dtype=sums.dtype)
     dist.all_reduce(sums)
@@ -285,7 +287,7 @@ def _slice(batch: dict, rank: int, world_size: int) -> tuple[dict, float]:
     return part, share
 
 
-def _step(run: _Run, model, part: dict, share: float) -> tuple[float, float]:
+def _step(run: RunState, model, part: dict, share: float) -> tuple[float, float]:
     run.optimizer.zero_grad(set_to_none=True)
     with torch.autocast(
         run.device.type, dtype=run.amp_dtype, enabled=run.amp_dtype is not None

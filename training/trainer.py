@@ -119,7 +119,7 @@ def learning_rate(config: TrainConfig, epoch: int) -> float:
     return config.learning_rate
 
 
-class _Run:
+class RunState:
     """The state of one training run: data, model, optimizer, history."""
 
     def __init__(self, config: TrainConfig, train_sessions, validation_sessions):
@@ -240,7 +240,7 @@ def train(
         raise ValueError("training needs at least one training and one validation "
                          "session")  # fmt: skip
     out_dir = Path(out_dir)
-    run = _Run(config, train_sessions, validation_sessions)
+    run = RunState(config, train_sessions, validation_sessions)
     done = run.resume_from(out_dir / LAST) if (out_dir / LAST).exists() else 0
     stopped, started = "completed", time.monotonic()
     for epoch in range(done + 1, config.epochs + 1):
@@ -250,13 +250,15 @@ def train(
             save_checkpoint(out_dir / BEST, run.contents(epoch))
         if progress:
             progress(epoch, metrics)
-        stopped = _stop_reason(run, config, started)
+        stopped = stop_reason(run, config, started)
         if stopped != "completed":
             break
     return finish(run, out_dir, stopped)
 
 
-def _stop_reason(run: _Run, config: TrainConfig, started: float) -> str:
+def stop_reason(run: RunState, config: TrainConfig, started: float) -> str:
+    """Why the run stops after this epoch: "early_stopping", "time_budget", or
+    "completed" (the reason a run that reaches its last epoch gives)."""
     patience = config.early_stopping_patience
     if patience is not None and run.stale_epochs >= patience:
         return "early_stopping"
@@ -266,7 +268,9 @@ def _stop_reason(run: _Run, config: TrainConfig, started: float) -> str:
     return "completed"
 
 
-def run_epoch(run: _Run, epoch: int, should_stop: ShouldStop, train_pass=None) -> dict:
+def run_epoch(
+    run: RunState, epoch: int, should_stop: ShouldStop, train_pass=None
+) -> dict:
     """One pass over the training windows, then validation; updates the history.
     `train_pass` replaces the single-device pass (training/distributed.py)."""
     for group in run.optimizer.param_groups:
@@ -296,7 +300,7 @@ def run_epoch(run: _Run, epoch: int, should_stop: ShouldStop, train_pass=None) -
     return metrics | {"improved": improved}
 
 
-def _train_pass(run: _Run, epoch: int, should_stop: ShouldStop):
+def _train_pass(run: RunState, epoch: int, should_stop: ShouldStop):
     run.model.train()
     generator = run.epoch_generator(epoch)
     loader = DataLoader(
@@ -308,7 +312,7 @@ def _train_pass(run: _Run, epoch: int, should_stop: ShouldStop):
     for batch in loader:
         if should_stop():
             raise TrainingCancelled(f"cancelled during epoch {epoch}")
-        batch = _to_device(batch, run.device)
+        batch = to_device(batch, run.device)
         if run.augment:
             batch["emg"] = augment_batch(batch["emg"], generator)
         loss, mpjpe = _step(run, batch)
@@ -319,7 +323,7 @@ def _train_pass(run: _Run, epoch: int, should_stop: ShouldStop):
     return loss_sum / windows, mpjpe_sum / windows, windows
 
 
-def _step(run: _Run, batch: dict) -> tuple[float, float]:
+def _step(run: RunState, batch: dict) -> tuple[float, float]:
     run.optimizer.zero_grad(set_to_none=True)
     with torch.autocast(
         run.device.type, dtype=run.amp_dtype, enabled=run.amp_dtype is not None
@@ -345,12 +349,12 @@ def loss_terms(outputs: dict, batch: dict, angle_weight: float):
 
 
 @torch.no_grad()
-def _validation_pass(run: _Run) -> dict:
+def _validation_pass(run: RunState) -> dict:
     run.model.eval()
     loader = DataLoader(run.validation_data, batch_size=1024)
     loss_sum = mpjpe_sum = 0.0
     for batch in loader:
-        batch = _to_device(batch, run.device)
+        batch = to_device(batch, run.device)
         loss, mpjpe = loss_terms(
             model_outputs(run.model, batch), batch, run.config.angle_loss_mm_per_rad
         )
@@ -360,7 +364,7 @@ def _validation_pass(run: _Run) -> dict:
     return {"loss": loss_sum / count, "mpjpe_mm": mpjpe_sum / count}
 
 
-def finish(run: _Run, out_dir: Path, stopped: str) -> TrainResult:
+def finish(run: RunState, out_dir: Path, stopped: str) -> TrainResult:
     """Evaluate the best epoch's weights; write final.pt with the metrics."""
     best = read_checkpoint(out_dir / BEST)
     run.model.load_state_dict(best["state_dict"])
@@ -383,7 +387,7 @@ def finish(run: _Run, out_dir: Path, stopped: str) -> TrainResult:
     )
 
 
-def _to_device(batch: dict, device: torch.device) -> dict:
+def to_device(batch: dict, device: torch.device) -> dict:
     return {
         key: value.to(device, non_blocking=True) if torch.is_tensor(value) else value
         for key, value in batch.items()
