@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 from asgiref.sync import sync_to_async
+from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
@@ -176,6 +177,30 @@ async def test_tabs_that_pick_a_model_while_it_loads_all_get_it(alices, monkeypa
         await tab.send_json_to({"type": "select", "run": run_id})
     answers = [await next_of(tab, {"model", "error"}, timeout_s=6) for tab in tabs]
     assert [answer["type"] for answer in answers] == ["model"] * 3, answers
+
+
+async def test_a_watch_refused_by_a_full_worker_channel_is_sent_again(
+    alices, monkeypatch
+):
+    """A worker far behind fills its channel; the tab's request for the model is
+    then sent again at its next beat, and the model arrives (the tab used to crash
+    on ChannelFull)."""
+    monkeypatch.setattr("webapp.live.consumers.WATCH_INTERVAL_S", 0.3)
+    layer = get_channel_layer()
+    send = layer.send
+    refused = []
+
+    async def full_for_the_first_watch(channel, message):
+        if message["type"] == "inference.watch" and not refused:
+            refused.append(message)
+            raise ChannelFull()
+        return await send(channel, message)
+
+    monkeypatch.setattr(layer, "send", full_for_the_first_watch)
+    _, session, run_id = alices
+    _, answer = await watching_tab(session.pk, run_id)
+    assert refused and refused[0]["reply_to"]
+    assert answer["type"] == "model", answer
 
 
 async def test_the_agent_sends_small_chunks_only_while_a_hand_watches(

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 
+from channels.exceptions import ChannelFull
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -28,6 +30,8 @@ from webapp.live.groups import hand_group, hand_session_group, inference_channel
 from webapp.live.throttle import LatestOnly
 from webapp.recordings import presence
 from webapp.recordings.ingest import WATCH_INTERVAL_S, ingest_group
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DISPLAY_HZ = 60.0
 # a model is loaded within a second or two; silence means no worker is running
@@ -137,15 +141,20 @@ class HandConsumer(AsyncWebsocketConsumer):
         if self.run is None:
             raise BadMessage("pick a model before changing its smoothing")
         smoothing = {k: message[k] for k in ("enabled", "min_cutoff_hz", "beta")}
-        await self.channel_layer.send(
-            inference_channel(self.session_id),
+        sent = await self.send_to_worker(
             {
                 "type": "inference.smoothing",
                 "session": self.session_id,
                 "run": self.run["id"],
                 "smoothing": smoothing,
-            },
+            }
         )
+        if not sent:
+            await self.send_error(
+                "worker_busy",
+                "the inference worker is too far behind to take the smoothing "
+                "change now; try again in a moment",
+            )
 
     def set_display_rate(self, message: dict) -> None:
         interval_s = 1.0 / message["rate_hz"]
@@ -154,14 +163,14 @@ class HandConsumer(AsyncWebsocketConsumer):
     # ------------------------------------------------------------ watching
 
     async def keep_watching(self):
-        """Keep the predictor alive and the agent forwarding, while we watch."""
+        """Keep the predictor alive and the agent forwarding, while we watch; ask
+        for the model's description again until the worker has answered."""
         await self.join_groups()
         if self.run is not None:
-            await self.watch(reply=False)
+            await self.watch(reply=self.awaiting_worker is not None)
 
     async def watch(self, reply: bool) -> None:
-        await self.channel_layer.send(
-            inference_channel(self.session_id),
+        await self.send_to_worker(
             {
                 "type": "inference.watch",
                 "session": self.session_id,
@@ -170,12 +179,24 @@ class HandConsumer(AsyncWebsocketConsumer):
                 "num_channels": self.facts["num_channels"],
                 "sampling_rate_hz": self.facts["sampling_rate_hz"],
                 "reply_to": self.channel_name if reply else None,
-            },
+            }
         )
         await self.channel_layer.group_send(
             ingest_group(self.session_id),
             {"type": "hand.watch", "session": self.session_id},
         )
+
+    async def send_to_worker(self, message: dict) -> bool:
+        """Send to the session's inference worker; False when its channel is full
+        (the worker is far behind on samples, or none runs): a watch is sent again
+        at the next beat."""
+        try:
+            await self.channel_layer.send(inference_channel(self.session_id), message)
+        except ChannelFull:
+            log.warning("inference channel of session %s is full: %s not sent",
+                        self.session_id, message["type"])  # fmt: skip
+            return False
+        return True
 
     async def complain_without_worker(self) -> None:
         await asyncio.sleep(WORKER_REPLY_TIMEOUT_S)
