@@ -148,3 +148,13 @@ async def test_a_slow_tab_gets_the_newest_pose_not_a_backlog():
     await asyncio.sleep(0.1)
     assert sent == [0, 9]
     assert throttle.replaced == 8
+
+
+def test_chunks_skipped_for_a_full_channel_are_reported_once_per_interval(caplog):
+    from webapp.live.groups import SkippedChunks
+
+    skipped = SkippedChunks(log_interval_s=60.0)
+    for session_id in range(500):
+        skipped.count(session_id)
+    reports = [r for r in caplog.records if "chunks skipped" in r.getMessage()]
+    assert len(reports) == 1 and skipped.skipped == 499

@@ -11,12 +11,37 @@ hand tab         --hand.watch---------> ingest group of the session
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 from channels.exceptions import ChannelFull
 from django.conf import settings
 
 log = logging.getLogger(__name__)
+
+
+class SkippedChunks:
+    """Counts chunks skipped for a full inference channel and logs them at most once
+    per interval: an overloaded worker would otherwise mean a warning per chunk."""
+
+    def __init__(self, log_interval_s: float = 10.0):
+        self.log_interval_s = log_interval_s
+        self.skipped = 0  # since the last report
+        self.reported_at_s = -math.inf
+
+    def count(self, session_id: int) -> None:
+        self.skipped += 1
+        now_s = time.monotonic()
+        if now_s - self.reported_at_s >= self.log_interval_s:
+            log.warning(
+                "inference channel full (its worker is behind): %d chunks skipped "
+                "since the last report, the latest of session %s",
+                self.skipped, session_id,
+            )  # fmt: skip
+            self.skipped, self.reported_at_s = 0, now_s
+
+
+SKIPPED = SkippedChunks()
 
 
 def inference_channel(session_id: int) -> str:
@@ -59,7 +84,7 @@ async def forward_samples(
     try:
         await channel_layer.send(inference_channel(session_id), message)
     except ChannelFull:
-        log.warning("inference channel of session %s is full: skipping", session_id)
+        SKIPPED.count(session_id)
 
 
 async def announce_agent(channel_layer, session_id: int, state: str) -> None:
