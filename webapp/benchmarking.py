@@ -33,7 +33,9 @@ from webapp.recordings.models import RecordingSession, Subject
 # Real agents spool to their own laptops' disks; here a hundred of them would queue
 # their fsyncs on the server's disk and measure that instead, so they use memory.
 SPOOL_PARENT = "/dev/shm" if os.path.isdir("/dev/shm") else None
-QUIET_S = 3.0  # a viewer stops after this long without a pose (its agent finished)
+# A viewer watches until its session's agent stops. A viewer of a session whose
+# agent already stopped (or that misses the news) gives up this long after the run.
+VIEWER_GRACE_S = 60.0
 
 
 # ------------------------------------------------------------------ processes
@@ -251,23 +253,26 @@ async def watch_hand(http_url, session_id, cookie, run_id, seconds) -> dict:
 
 
 async def watch(url: str, headers: dict, run_id: int, seconds: float) -> dict:
-    """One viewer: (receive time, pose time) of every pose, and any error."""
+    """One viewer, until the session's agent stops: (receive time, pose time) of
+    every pose, and any error. (It used to stop after 3 s without a pose, which
+    under load cut short the viewers of a worker that was behind.)"""
     received = []  # (receive unix s, pose t)
     errors = []
-    deadline_s = time.monotonic() + seconds + 60
+    deadline_s = time.monotonic() + seconds + VIEWER_GRACE_S
     async with websockets.connect(url, additional_headers=headers) as socket:
         await socket.send(json.dumps({"type": "display", "rate_hz": 60}))
         await socket.send(json.dumps({"type": "select", "run": run_id}))
-        while time.monotonic() < deadline_s:
-            quiet_s = QUIET_S if received else deadline_s - time.monotonic()
+        while (left_s := deadline_s - time.monotonic()) > 0:
             try:
-                message = json.loads(await asyncio.wait_for(socket.recv(), quiet_s))
+                message = json.loads(await asyncio.wait_for(socket.recv(), left_s))
             except TimeoutError:
                 break
             if message["type"] == "pose":
                 received.append((time.time(), message["t"]))
             elif message["type"] == "error":
                 errors.append(message["message"])
+            elif message["type"] == "agent" and message["state"] == "stopped":
+                break
     return {"received": received, "errors": errors}
 
 
