@@ -78,12 +78,24 @@ class EmbeddedSystem:
         wait_for_port(self.port, timeout_s)
 
     def stop(self) -> None:
+        self.begin_stop()
+        self.finish_stop()
+
+    def begin_stop(self) -> None:
+        """SIGTERM to the group: run_embedded stops its children (Celery's warm
+        shutdown takes ~5 s of mostly idle waiting)."""
         if self.popen.poll() is None:
             try:
                 os.killpg(self.popen.pid, signal.SIGTERM)
-                self.popen.wait(timeout=15)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
+            except ProcessLookupError:
                 pass
+
+    def finish_stop(self) -> None:
+        """Wait for the graceful stop, then kill whatever of the group is left."""
+        try:
+            self.popen.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pass
         try:  # whatever of the group is left (children outlive a killed parent)
             os.killpg(self.popen.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -92,16 +104,30 @@ class EmbeddedSystem:
         self._log.close()
 
 
+@pytest.fixture(scope="package")
+def stopping_systems():
+    """Embedded systems told to stop, finished after the last browser test: their
+    graceful shutdowns wait while the next tests run instead of before them."""
+    systems: list[EmbeddedSystem] = []
+    yield systems
+    for system in systems:
+        system.finish_stop()
+        if system.popen.returncode not in (0, -15):
+            print(f"\n----- run_embedded log ({system.log_path}), exit code "
+                  f"{system.popen.returncode} -----\n{system.log()}")  # fmt: skip
+
+
 @pytest.fixture
-def embedded_system(tmp_path, request):
+def embedded_system(tmp_path, request, stopping_systems):
     system = EmbeddedSystem(tmp_path / "var", tmp_path / "run_embedded.log")
     try:
         system.wait_ready()
         yield system
     finally:
-        system.stop()
+        system.begin_stop()
+        stopping_systems.append(system)
         call = getattr(request.node, "rep_call", None)  # None: setup failed
-        if call is None or call.failed or system.popen.returncode not in (0, -15):
+        if call is None or call.failed:
             print(f"\n----- run_embedded log ({system.log_path}) -----\n{system.log()}")
 
 
