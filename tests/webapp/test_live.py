@@ -267,17 +267,17 @@ async def test_a_nan_burst_holds_the_pose_and_the_worker_carries_on(alices):
     layer = get_channel_layer()
 
     async def inject(seq: int, emg: np.ndarray) -> None:
+        chunk = {
+            "session": session.pk,
+            "first_time_s": 1_700_000_000.0 + seq * CHUNK_SAMPLES / 500,
+            "num_channels": 8,
+            "sampling_rate_hz": 500.0,
+            "emg": emg.astype("<f4").tobytes(),
+            "received_at_s": time.time(),
+        }
         await layer.send(
             inference_channel(session.pk),
-            {
-                "type": "inference.samples",
-                "session": session.pk,
-                "first_time_s": 1_700_000_000.0 + seq * CHUNK_SAMPLES / 500,
-                "num_channels": 8,
-                "sampling_rate_hz": 500.0,
-                "emg": emg.astype("<f4").tobytes(),
-                "received_at_s": time.time(),
-            },
+            {"type": "inference.batch", "chunks": [chunk]},
         )
         await asyncio.sleep(0.01)
 

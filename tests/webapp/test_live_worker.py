@@ -158,3 +158,28 @@ def test_chunks_skipped_for_a_full_channel_are_reported_once_per_interval(caplog
         skipped.count(session_id)
     reports = [r for r in caplog.records if "chunks skipped" in r.getMessage()]
     assert len(reports) == 1 and skipped.skipped == 499
+
+
+async def test_chunks_for_a_worker_leave_together_in_one_message_per_channel():
+    from channels.layers import InMemoryChannelLayer
+
+    from webapp.live.groups import FORWARD_BATCH_S, SampleForwarder
+
+    layer = InMemoryChannelLayer()
+    forwarder = SampleForwarder(layer)
+    for session in (1, 3, 1, 2):
+        forwarder.add(f"inference-{session % 2}", {"session": session})
+    await asyncio.sleep(3 * FORWARD_BATCH_S)
+    odd = await asyncio.wait_for(layer.receive("inference-1"), 1)
+    even = await asyncio.wait_for(layer.receive("inference-0"), 1)
+    assert odd == {
+        "type": "inference.batch",
+        "chunks": [{"session": 1}, {"session": 3}, {"session": 1}],
+    }
+    assert even["chunks"] == [{"session": 2}]
+
+
+def test_a_batch_feeds_every_chunk_in_order(room):
+    outgoing = room.push_batch({"chunks": [samples(0), samples(20), samples(40)]})
+    assert [n for n, _ in room.predictor.pushes] == [20, 20, 20]
+    assert len(outgoing) == 3 and all(kind == "group" for kind, *_ in outgoing)

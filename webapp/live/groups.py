@@ -1,6 +1,6 @@
 """Channel and group names of the live hand, and the events that cross them.
 
-agent connection --inference.samples--> inference-<k>   (only while a tab watches)
+agent connection --inference.batch----> inference-<k>   (only while a tab watches)
 hand tab         --inference.watch----> inference-<k>   (every WATCH_INTERVAL_S)
 inference-<k>    --hand.pose----------> hand group of (session, model run)
 agent connection --hand.agent---------> hand group of the session (disconnected...)
@@ -10,9 +10,11 @@ hand tab         --hand.watch---------> ingest group of the session
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
+import weakref
 
 from channels.exceptions import ChannelFull
 from django.conf import settings
@@ -29,8 +31,8 @@ class SkippedChunks:
         self.skipped = 0  # since the last report
         self.reported_at_s = -math.inf
 
-    def count(self, session_id: int) -> None:
-        self.skipped += 1
+    def count(self, session_id: int, chunks: int = 1) -> None:
+        self.skipped += chunks
         now_s = time.monotonic()
         if now_s - self.reported_at_s >= self.log_interval_s:
             log.warning(
@@ -66,14 +68,11 @@ def hand_session_group(session_id: int) -> str:
 async def forward_samples(
     channel_layer, session_id: int, chunk, sampling_rate_hz: float
 ) -> None:
-    """Send a chunk's EMG to the session's inference worker; never fails the ingest.
-
-    A full channel means the worker is behind or not running: the live view skips
-    these samples rather than slow the agent's acknowledgements down.
-    """
+    """Pass a chunk's EMG on to the session's inference worker; never fails the
+    ingest. It leaves with the other chunks of this process for the same worker
+    (SampleForwarder): one message per FORWARD_BATCH_S, not one per chunk."""
     samples = chunk.samples
-    message = {
-        "type": "inference.samples",
+    item = {
         "session": session_id,
         "first_time_s": float(samples.time[0]),
         "num_channels": int(samples.emg.shape[1]),
@@ -81,10 +80,54 @@ async def forward_samples(
         "emg": samples.emg.astype("<f4").tobytes(),  # (n, C) µV, row-major
         "received_at_s": time.time(),  # server clock: the worker's staleness check
     }
-    try:
-        await channel_layer.send(inference_channel(session_id), message)
-    except ChannelFull:
-        SKIPPED.count(session_id)
+    forwarder_for(channel_layer).add(inference_channel(session_id), item)
+
+
+# Chunks bound for one inference channel wait this long to leave together. A
+# hundred watched agents make ~500 chunks a second: as single messages, the worker
+# spent its time receiving and handing them to its thread, and fell behind.
+FORWARD_BATCH_S = 0.02
+
+
+class SampleForwarder:
+    """Gathers the chunks this process forwards to each inference channel and sends
+    them as one `inference.batch` per channel every FORWARD_BATCH_S.
+
+    A full channel means the worker is behind or not running: the live view skips
+    those samples rather than slow the agents' acknowledgements down."""
+
+    def __init__(self, channel_layer):
+        self.channel_layer = channel_layer
+        self.pending: dict[str, list[dict]] = {}  # channel -> chunks
+        self.sending: asyncio.Task | None = None
+
+    def add(self, channel: str, item: dict) -> None:
+        self.pending.setdefault(channel, []).append(item)
+        if self.sending is None or self.sending.done():
+            self.sending = asyncio.create_task(self.send_soon())
+
+    async def send_soon(self) -> None:
+        await asyncio.sleep(FORWARD_BATCH_S)
+        pending, self.pending = self.pending, {}
+        for channel, items in pending.items():
+            try:
+                await self.channel_layer.send(
+                    channel, {"type": "inference.batch", "chunks": items}
+                )
+            except ChannelFull:
+                SKIPPED.count(items[-1]["session"], len(items))
+
+
+# event loop -> its forwarder (tests run many loops; daphne runs one)
+_FORWARDERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def forwarder_for(channel_layer) -> SampleForwarder:
+    loop = asyncio.get_running_loop()
+    forwarder = _FORWARDERS.get(loop)
+    if forwarder is None or forwarder.channel_layer is not channel_layer:
+        forwarder = _FORWARDERS[loop] = SampleForwarder(channel_layer)
+    return forwarder
 
 
 async def announce_agent(channel_layer, session_id: int, state: str) -> None:

@@ -180,6 +180,14 @@ class PredictorRoom:
 
     # ------------------------------------------------------------ samples
 
+    def push_batch(self, message: dict) -> Outgoing:
+        """The chunks one server process gathered for this worker (SampleForwarder),
+        in the order they came."""
+        outgoing = []
+        for chunk in message["chunks"]:
+            outgoing += self.push(chunk)
+        return outgoing
+
     def push(self, message: dict) -> Outgoing:
         """A chunk of a session's EMG: every predictor of the session gets all of
         it, in order; each sends its newest pose, unless it is late."""

@@ -88,8 +88,8 @@ class InferenceConsumer(AsyncConsumer):
     async def inference_smoothing(self, message):
         await self.run_step("set_smoothing", message)
 
-    async def inference_samples(self, message):
-        await self.run_step("push", message)
+    async def inference_batch(self, message):
+        await self.run_step("push_batch", message)
 
     async def make_room(self) -> None:
         if self.room is None:
