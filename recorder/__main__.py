@@ -121,7 +121,8 @@ def _add_agent_command(commands) -> None:
         type=float,
         default=AgentConfig.live_chunk_s * 1000,
         help="milliseconds per chunk while a live 3D hand watches (default "
-        "%(default)g: 25 pose updates per second)",
+        "%(default)g: 25 pose updates per second); a busy server may ask for "
+        "longer ones, up to --chunk-ms",
     )
     _add_camera_options(agent)
     agent.add_argument("-v", "--verbose", action="store_true", help="log every step")
