@@ -179,6 +179,28 @@ async def test_chunks_for_a_worker_leave_together_in_one_message_per_channel():
     assert even["chunks"] == [{"session": 2}]
 
 
+async def test_chunks_that_arrive_while_a_batch_is_sent_are_not_left_behind():
+    from channels.layers import InMemoryChannelLayer
+
+    from webapp.live.groups import FORWARD_BATCH_S, SampleForwarder
+
+    layer = InMemoryChannelLayer()
+    forwarder = SampleForwarder(layer)
+    send = layer.send
+
+    async def slow_send(channel, message):
+        forwarder.add("inference-0", {"session": 2})  # arrives meanwhile
+        layer.send = send
+        await send(channel, message)
+
+    layer.send = slow_send
+    forwarder.add("inference-0", {"session": 1})
+    await asyncio.sleep(3 * FORWARD_BATCH_S)
+    first = await asyncio.wait_for(layer.receive("inference-0"), 1)
+    second = await asyncio.wait_for(layer.receive("inference-0"), 1)
+    assert [first["chunks"], second["chunks"]] == [[{"session": 1}], [{"session": 2}]]
+
+
 def test_a_batch_feeds_every_chunk_in_order(room):
     outgoing = room.push_batch({"chunks": [samples(0), samples(20), samples(40)]})
     assert [n for n, _ in room.predictor.pushes] == [20, 20, 20]

@@ -108,14 +108,15 @@ class SampleForwarder:
 
     async def send_soon(self) -> None:
         await asyncio.sleep(FORWARD_BATCH_S)
-        pending, self.pending = self.pending, {}
-        for channel, items in pending.items():
-            try:
-                await self.channel_layer.send(
-                    channel, {"type": "inference.batch", "chunks": items}
-                )
-            except ChannelFull:
-                SKIPPED.count(items[-1]["session"], len(items))
+        while self.pending:  # chunks added while sending go out at once
+            pending, self.pending = self.pending, {}
+            for channel, items in pending.items():
+                try:
+                    await self.channel_layer.send(
+                        channel, {"type": "inference.batch", "chunks": items}
+                    )
+                except ChannelFull:
+                    SKIPPED.count(items[-1]["session"], len(items))
 
 
 # event loop -> its forwarder (tests run many loops; daphne runs one)
