@@ -14,6 +14,7 @@ import numpy as np
 import psycopg
 
 from recorder.session_file import read_session
+from tests.system.conftest import ALICE_PASSWORD
 from tests.system.faults import Browser, device_emg, sha256, wait_for
 from tests.system.processes import (
     Process,
@@ -24,7 +25,7 @@ from tests.system.processes import (
 )
 
 SEED = 21
-PASSWORD = "pw-alice-faults"
+PASSWORD = ALICE_PASSWORD  # the seeded lab (seed_lab) uses it too
 DONE = ("complete", "failed")
 SESSION_FIELDS = ("status", "file", "sample_count", "expected_samples",
                   "dropped_packets", "error")  # fmt: skip

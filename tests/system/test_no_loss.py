@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import pytest
-from django.contrib.auth.models import User
 from django.test import Client
 
 from recorder.devices.simulated import SimulatedArmband
@@ -21,8 +20,7 @@ from tests.system.processes import (
     start_worker,
     wait_until,
 )
-from webapp.accounts.models import AgentToken
-from webapp.recordings.models import RecordingSession, Subject
+from webapp.recordings.models import RecordingSession
 
 pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True)]
 
@@ -47,18 +45,12 @@ def sha256(array: np.ndarray) -> str:
 
 
 @pytest.fixture
-def lab(production_services, settings, tmp_path):
-    settings.CHUNK_STORE_DIR = tmp_path / "chunks"
-    settings.MEDIA_ROOT = tmp_path / "media"
-    user = User.objects.create_user("alice", password="pw-alice")
-    token, secret = AgentToken.issue(user, "alice's laptop")
-    subject = Subject.objects.create(owner=user, name="Alice")
-    session = RecordingSession.objects.create(owner=user, subject=subject)
+def lab(alice_recording, tmp_path):
     return {
-        "user": user,
-        "token": token,
-        "secret": secret,
-        "session": session,
+        "user": alice_recording.user,
+        "token": alice_recording.token,
+        "secret": alice_recording.secret,
+        "session": alice_recording.session,
         "env": server_environment(tmp_path),
         "logs": tmp_path,
     }

@@ -6,7 +6,6 @@ shared ones serve other test runs."""
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import User
 
 from tests.small_disk import fill, small_disk
 from tests.system.faults import (
@@ -25,8 +24,6 @@ from tests.system.recording_stack import (
     pause,
     recording,
 )
-from webapp.accounts.models import AgentToken
-from webapp.recordings.models import RecordingSession, Subject
 
 pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True)]
 
@@ -37,16 +34,11 @@ def database_url_of_the_tests() -> str:
 
 
 @pytest.fixture
-def lab(production_services, settings, tmp_path) -> Lab:
+def lab(alice_recording, tmp_path) -> Lab:
     """Alice's token and session in the test database."""
-    settings.CHUNK_STORE_DIR = tmp_path / "chunks"
-    settings.MEDIA_ROOT = tmp_path / "media"
-    user = User.objects.create_user("alice", password=PASSWORD)
-    token, secret = AgentToken.issue(user, "alice's laptop")
-    subject = Subject.objects.create(owner=user, name="Alice")
-    session = RecordingSession.objects.create(owner=user, subject=subject)
-    env = server_environment(tmp_path)
-    return Lab(env, database_url_of_the_tests(), secret, token.pk, session.pk, tmp_path)
+    return Lab(server_environment(tmp_path), database_url_of_the_tests(),
+               alice_recording.secret, alice_recording.token.pk,
+               alice_recording.session.pk, tmp_path)  # fmt: skip
 
 
 def test_a_redis_restart_during_a_recording_loses_nothing(lab, tmp_path):

@@ -6,7 +6,6 @@ import json
 import time
 
 import pytest
-from django.contrib.auth.models import User
 from django.test import Client
 from websockets.sync.client import connect
 
@@ -17,8 +16,6 @@ from tests.system.processes import (
     start_server,
     wait_until,
 )
-from webapp.accounts.models import AgentToken
-from webapp.recordings.models import RecordingSession, Subject
 
 pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True)]
 
@@ -26,16 +23,11 @@ WATCH_S = 4.0
 
 
 @pytest.fixture
-def lab(production_services, settings, tmp_path):
-    settings.CHUNK_STORE_DIR = tmp_path / "chunks"
-    settings.MEDIA_ROOT = tmp_path / "media"
-    user = User.objects.create_user("alice", password="pw-alice")
-    token, secret = AgentToken.issue(user, "alice's laptop")
-    subject = Subject.objects.create(owner=user, name="Alice")
-    session = RecordingSession.objects.create(owner=user, subject=subject)
+def lab(alice_recording, tmp_path):
     browser = Client()
-    browser.force_login(user)
-    return {"token": token, "secret": secret, "session": session, "browser": browser,
+    browser.force_login(alice_recording.user)
+    return {"token": alice_recording.token, "secret": alice_recording.secret,
+            "session": alice_recording.session, "browser": browser,
             "env": server_environment(tmp_path), "logs": tmp_path}  # fmt: skip
 
 
