@@ -141,6 +141,25 @@ def test_the_run_page_shows_metrics_baseline_and_downloads(trained, alice_client
     assert f"{trained.mpjpe_mm:.1f} mm" in registry
 
 
+def test_the_run_page_polls_each_second_only_where_epochs_cannot_be_pushed(
+    trained, alice_client, settings
+):
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer"}
+    }
+    assert (
+        'data-poll-ms="3000"'
+        in alice_client.get(f"/models/{trained.pk}/").content.decode()
+    )
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+    }
+    assert (
+        'data-poll-ms="1000"'
+        in alice_client.get(f"/models/{trained.pk}/").content.decode()
+    )
+
+
 def test_the_status_json_has_every_epoch(trained, alice_client):
     status = alice_client.get(f"/models/{trained.pk}/status").json()
     assert status["status"] == "complete" and status["epoch"] == EPOCHS

@@ -7,6 +7,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
@@ -84,8 +85,19 @@ def run_detail(request, run_id: int):
         ),
         "exports": _exports(run),
         "finetune_form": FineTuneForm(owner=request.user),
+        "status_poll_ms": status_poll_ms(),
     }
     return render(request, "registry/run_detail.html", context)
+
+
+def status_poll_ms() -> int:
+    """How often the run page polls its status. Where the channel layer is in one
+    process (the embedded mode) the worker cannot push epochs to the page, so the
+    poll is the live view: once a second. Elsewhere it is only the fallback."""
+    in_one_process = settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith(
+        "InMemoryChannelLayer"
+    )
+    return 1000 if in_one_process else 3000
 
 
 @login_required

@@ -1,11 +1,11 @@
 // Training run page: progress with a time estimate, live learning curves and the log,
 // then the finished model's per-joint error chart (the compare page draws that too).
 // Epochs arrive over a websocket as "training.epoch" messages; the page also polls
-// the status JSON, so it keeps up when the socket is down (or the worker cannot
-// reach the browser's channel layer, as in the embedded mode).
+// the status JSON (#run's data-poll-ms: each second in the embedded mode, where the
+// worker cannot reach the browser's channel layer), so it keeps up when the socket
+// is down.
 import uPlot from "../vendor/uplot/uPlot.esm.js";
 
-const POLL_MS = 3000;
 const ACTIVE = ["queued", "running", "interrupted"]; // may still change by itself
 const COLORS = ["#2f6fed", "#9aa3b2", "#e07b39", "#2e8b57"];
 const root = document.getElementById("run");
@@ -133,7 +133,7 @@ async function poll() {
   } catch (error) {
     document.getElementById("eta").textContent = "server unreachable, retrying…";
   }
-  if (ACTIVE.includes(root.dataset.status)) setTimeout(poll, POLL_MS);
+  if (ACTIVE.includes(root.dataset.status)) setTimeout(poll, Number(root.dataset.pollMs));
 }
 
 function connect() {
