@@ -7,8 +7,8 @@ sends whatever the spool holds that the server has not acknowledged, EMG and lab
 alike, so after any disconnect it simply starts again from the spool. Reconnects
 back off exponentially. About once a second the agent reports each recording's
 camera health (`camera.status`: fps, labeling latency, "no frames") for the page.
-On `video.request` it uploads a --save-video file on a thread of its own (HTTP, not
-the websocket), or answers `video.unavailable` saying why it cannot.
+On `video.request` it uploads a --save-video file or says why it cannot
+(recorder/video_requests.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -30,12 +29,7 @@ from recorder.camera.clock import ClockSync
 from recorder.camera.labeler import FrameLabeler
 from recorder.camera.sources import FrameSource, open_camera
 from recorder.camera.streamer import CameraStreamer
-from recorder.camera.video import (
-    VideoSaver,
-    VideoUploadError,
-    saved_video_paths,
-    upload_saved_video,
-)
+from recorder.camera.video import VideoSaver
 from recorder.devices import EmgSource, open_device
 from recorder.protocol import (
     STREAM_EMG,
@@ -46,6 +40,7 @@ from recorder.protocol import (
 )
 from recorder.spool import Spool, SpoolSession
 from recorder.streamer import DeviceStreamer
+from recorder.video_requests import VideoRequests
 
 log = logging.getLogger("recorder.agent")
 
@@ -163,7 +158,10 @@ class Agent:
         # across reconnects until sent; appended from upload threads too
         self.replies: deque[str] = deque()
         self._replies_queued = asyncio.Event()
-        self.video_uploads: dict[int, threading.Thread] = {}
+        self.videos = VideoRequests(
+            config.save_video_dir, config.token, lambda: self.server_url,
+            self.is_recording, self._reply,
+        )  # fmt: skip
 
     # ------------------------------------------------------------ connection loop
 
@@ -359,7 +357,7 @@ class Agent:
         elif kind == "recording.closed":
             self._forget_session(message["session"], message["status"])
         elif kind == "video.request":
-            self.send_saved_video(message["session"])
+            self.videos.answer(message["session"])
         elif kind == "error":
             log.error("server: %s (%s)", message["message"], message["code"])
 
@@ -387,10 +385,9 @@ class Agent:
         kind = self.device_info.get("kind", "")
         if kind in NO_ELECTRODES:
             return _no_contact(NO_ELECTRODES[kind])
-        streamer = self.streamers.get(session_id)
-        if streamer is None or not streamer.is_alive():
+        if not self.is_recording(session_id):
             return _no_contact(f"session {session_id} is not recording on this agent")
-        future = streamer.request_contact(CONTACT_CHECK_S)
+        future = self.streamers[session_id].request_contact(CONTACT_CHECK_S)
         try:
             reading = await asyncio.wait_for(
                 asyncio.wrap_future(future), CONTACT_WAIT_S
@@ -468,6 +465,10 @@ class Agent:
             if streamer.camera is not None:
                 streamer.camera.chunk_s = chunk_s
 
+    def is_recording(self, session_id: int) -> bool:
+        streamer = self.streamers.get(session_id)
+        return streamer is not None and streamer.is_alive()
+
     def stop_recording(self, session_id: int) -> None:
         streamer = self.streamers.get(session_id)
         if streamer:
@@ -494,63 +495,6 @@ class Agent:
             self._samples_of_closed_sessions += session.samples
             session.delete()
             log.info("session %d closed by the server (%s)", session_id, status)
-
-    # ------------------------------------------------------------ saved videos
-
-    def send_saved_video(self, session_id: int) -> None:
-        """Upload the session's --save-video file, or tell the server why not.
-
-        The upload runs on its own thread: a video of an hour is gigabytes, and the
-        loop must keep streaming and acknowledging other recordings meanwhile.
-        """
-        reason = self._why_no_video(session_id)
-        if reason is not None:
-            self._reply(
-                make_message("video.unavailable", session=session_id, reason=reason)
-            )
-            return
-        running = self.video_uploads.get(session_id)
-        if running is not None and running.is_alive():
-            return  # already on its way (the server repeats requests on reconnect)
-        thread = threading.Thread(
-            target=self._upload_video,
-            args=(session_id,),
-            name=f"video-upload-{session_id}",
-            daemon=True,
-        )
-        self.video_uploads[session_id] = thread
-        thread.start()
-
-    def _why_no_video(self, session_id: int) -> str | None:
-        directory = self.config.save_video_dir
-        if directory is None:
-            return "this agent runs without --save-video, so it keeps no video"
-        streamer = self.streamers.get(session_id)
-        if streamer is not None and streamer.is_alive():
-            return "the session is still recording; ask again once it has stopped"
-        video_path, _ = saved_video_paths(directory, session_id)
-        if not video_path.is_file():
-            return (
-                f"this agent has no saved video of session {session_id} "
-                f"(no {video_path.name} in {directory})"
-            )
-        return None
-
-    def _upload_video(self, session_id: int) -> None:
-        """On the upload thread: send the files; a failure goes to the page."""
-        config = self.config
-        try:
-            answer = upload_saved_video(
-                self.server_url, config.token, config.save_video_dir, session_id
-            )
-        except (VideoUploadError, OSError) as exc:  # OSError: the file went away
-            log.error("video of session %d not sent: %s", session_id, exc)
-            reason = f"the upload failed: {exc}"[:2000]
-            self._reply(
-                make_message("video.unavailable", session=session_id, reason=reason)
-            )
-            return
-        log.info("video of session %d sent (%s bytes)", session_id, answer.get("bytes"))
 
     def _reply(self, message: str) -> None:
         """Queue a message for the server; safe from any thread."""

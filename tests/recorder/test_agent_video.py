@@ -83,7 +83,7 @@ def save_tiny_video(directory, session_id: int = SESSION) -> VideoSaver:
 
 def ask_for_video(agent: Agent, session_id: int = SESSION) -> None:
     agent._handle(parse_message(make_message("video.request", session=session_id)))
-    upload = agent.video_uploads.get(session_id)
+    upload = agent.videos.uploads.get(session_id)
     if upload is not None:
         upload.join(timeout=30)
         assert not upload.is_alive(), "the upload thread did not finish"
