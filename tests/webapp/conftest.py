@@ -3,6 +3,8 @@ data."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -11,12 +13,15 @@ from django.db import connections
 from django.test import Client
 from django.utils import timezone
 
+from recorder.session_file import write_session
 from tests.webapp.ingest_helpers import close_all
 from webapp.accounts.models import AgentToken
 from webapp.celery import app as celery_app
+from webapp.recordings.importing import import_session_file
 from webapp.recordings.models import RecordingSession, Subject
 
 PASSWORD = "correct-horse-battery"
+_file_numbers = itertools.count()
 
 
 @pytest.fixture
@@ -63,6 +68,19 @@ def ingest_storage(settings, tmp_path):
     celery_app.conf.task_always_eager = True
     yield use_tmp_storage(settings, tmp_path)
     celery_app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def make_labeled_session(alice, storage):
+    """A recording written to a session file and imported as `owner`'s session
+    (alice's unless told), as the portal's import does."""
+
+    def make(recording, owner=None):
+        path = storage / f"source-{next(_file_numbers)}.h5"
+        write_session(path, recording)
+        return import_session_file(owner or alice, path, "Simulated")
+
+    return make
 
 
 @pytest.fixture

@@ -5,24 +5,20 @@ and the registry; and the refusals that keep it to one's own models and sessions
 from __future__ import annotations
 
 import functools
-import itertools
 import shutil
 
 import pytest
 
 from inference import LivePredictor
-from recorder.session_file import write_session
 from tests.training.sessions import labeled_recording, with_channels
 from training.checkpoint import read_checkpoint
 from training.data import from_recording
 from training.trainer import TrainConfig, train
 from webapp.live.db import usable_runs
-from webapp.recordings.importing import import_session_file
 from webapp.registry.models import TrainingRun
 from webapp.registry.tasks import train_model
 
 TINY_TCN = {"filters": 8, "hidden": 16, "dilations": (1, 2, 4)}
-_file_numbers = itertools.count()
 
 
 @functools.cache
@@ -39,16 +35,6 @@ def pretrained(tmp_path_factory):
     held_out = [from_recording(recording(1, session=1, seconds=4.0), "b")]
     out_dir = tmp_path_factory.mktemp("pretrained")
     return train(config, train_part, held_out, out_dir).final_checkpoint
-
-
-@pytest.fixture
-def make_labeled_session(alice, storage):
-    def make(recording, owner=None):
-        path = storage / f"source-{next(_file_numbers)}.h5"
-        write_session(path, recording)
-        return import_session_file(owner or alice, path, "Simulated")
-
-    return make
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ sessions, cancelling, resuming an interrupted run, bad input, and the pages."""
 from __future__ import annotations
 
 import functools
-import itertools
 import shutil
 from datetime import timedelta
 
@@ -17,7 +16,6 @@ from django.contrib.messages import get_messages
 from django.db import connections
 from django.utils import timezone
 
-from recorder.session_file import write_session
 from tests.training.sessions import (
     labeled_recording,
     unlabeled,
@@ -27,7 +25,6 @@ from tests.training.sessions import (
 from training.trainer import resolve_device
 from webapp.celery import app as celery_app
 from webapp.processes import worker_command
-from webapp.recordings.importing import import_session_file
 from webapp.registry.models import TrainingRun
 from webapp.registry.progress import RunReporter, push_epoch
 from webapp.registry.tasks import train_model
@@ -38,25 +35,12 @@ SECONDS = 4.0  # of simulated recording per session
 CONFIG = {"batch_size": 64, "stride_samples": 25}  # few windows: quick epochs
 RESULT_FIELDS = ("status", "epoch", "history", "log_tail", "stop_reason", "device",
                  "parameters", "metrics", "started_at", "finished_at")  # fmt: skip
-_file_numbers = itertools.count()
 
 
 @functools.cache
 def recording(session: int):
     """Session `session` of simulated subject 0, labeled with the truth."""
     return labeled_recording(SECONDS, subject_seed=0, session=session)
-
-
-@pytest.fixture
-def make_labeled_session(alice, storage):
-    """A session file registered as `owner`'s session (alice's unless told)."""
-
-    def make(recording, owner=None):
-        path = storage / f"source-{next(_file_numbers)}.h5"
-        write_session(path, recording)
-        return import_session_file(owner or alice, path, "Simulated")
-
-    return make
 
 
 @pytest.fixture
