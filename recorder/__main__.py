@@ -76,17 +76,39 @@ def _add_agent_command(commands) -> None:
     secret.add_argument("--token", help="the agent token (shown once when created)")
     secret.add_argument("--token-file", type=Path, help="a file holding the token")
     agent.add_argument(
+        "--spool",
+        type=Path,
+        default=DEFAULT_SPOOL,
+        help=f"where unacknowledged chunks wait (default {DEFAULT_SPOOL})",
+    )
+    _add_device_options(agent)
+    agent.add_argument(
+        "--chunk-ms",
+        type=float,
+        default=AgentConfig.chunk_s * 1000,
+        help="milliseconds of signal per chunk sent while recording (default "
+        "%(default)g); smaller chunks mean more messages for the server",
+    )
+    agent.add_argument(
+        "--live-chunk-ms",
+        type=float,
+        default=AgentConfig.live_chunk_s * 1000,
+        help="milliseconds per chunk while a live 3D hand watches (default "
+        "%(default)g: 25 pose updates per second); a busy server may ask for "
+        "longer ones, up to --chunk-ms",
+    )
+    _add_camera_options(agent)
+    agent.add_argument("-v", "--verbose", action="store_true", help="log every step")
+
+
+def _add_device_options(agent) -> None:
+    """--device, and the options of each kind of device."""
+    agent.add_argument(
         "--device",
         default="simulated",
         choices=["simulated", "mindrove", "replay"],
         help="simulated (default): a virtual armband and hand; mindrove: the "
         "real armband; replay: play back a session file",
-    )
-    agent.add_argument(
-        "--spool",
-        type=Path,
-        default=DEFAULT_SPOOL,
-        help=f"where unacknowledged chunks wait (default {DEFAULT_SPOOL})",
     )
     agent.add_argument(
         "--seed", type=int, default=0, help="simulated: which virtual person"
@@ -109,23 +131,6 @@ def _add_agent_command(commands) -> None:
     agent.add_argument(
         "--file", type=Path, help="replay: the session file to play back"
     )
-    agent.add_argument(
-        "--chunk-ms",
-        type=float,
-        default=AgentConfig.chunk_s * 1000,
-        help="milliseconds of signal per chunk sent while recording (default "
-        "%(default)g); smaller chunks mean more messages for the server",
-    )
-    agent.add_argument(
-        "--live-chunk-ms",
-        type=float,
-        default=AgentConfig.live_chunk_s * 1000,
-        help="milliseconds per chunk while a live 3D hand watches (default "
-        "%(default)g: 25 pose updates per second); a busy server may ask for "
-        "longer ones, up to --chunk-ms",
-    )
-    _add_camera_options(agent)
-    agent.add_argument("-v", "--verbose", action="store_true", help="log every step")
 
 
 def _add_camera_options(agent) -> None:
