@@ -143,7 +143,7 @@ def finetune_config(args) -> FineTuneConfig:
 
 def scratch_checkpoint(args, calibration, out_dir: Path) -> Path:
     """The model trained on the calibration minute alone: the same split as the
-    fine-tune, the pre-training's recipe with augmentation (SCRATCH_AUGMENT), and
+    fine-tune, the pre-training's recipe but augmented (SCRATCH_AUGMENT), and
     room for many epochs."""
     from training.calibration import split_tail
 
