@@ -8,7 +8,8 @@ alike, so after any disconnect it simply starts again from the spool. Reconnects
 back off exponentially. About once a second the agent reports each recording's
 camera health (`camera.status`: fps, labeling latency, "no frames") for the page.
 On `video.request` it uploads a --save-video file or says why it cannot
-(recorder/video_requests.py).
+(recorder/video_requests.py); on `device.contact` it measures the electrodes'
+contact in the background (recorder/contact_checks.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from recorder.camera.labeler import FrameLabeler
 from recorder.camera.sources import FrameSource, open_camera
 from recorder.camera.streamer import CameraStreamer
 from recorder.camera.video import VideoSaver
+from recorder.contact_checks import ContactChecks
 from recorder.devices import EmgSource, open_device
 from recorder.protocol import (
     STREAM_EMG,
@@ -48,13 +50,6 @@ log = logging.getLogger("recorder.agent")
 FATAL_CODES = {"bad_token", "token_revoked"}
 CAMERA_STATUS_INTERVAL_S = 1.0
 STREAMS = (STREAM_EMG, STREAM_LABELS)
-CONTACT_CHECK_S = 2.0  # impedance samples averaged per check (after 2 s settling)
-CONTACT_WAIT_S = 30.0  # a check takes ~5 s; past this the device thread is stuck
-# Devices without electrodes say so rather than invent values a person could trust.
-NO_ELECTRODES = {
-    "simulated": "a simulated armband has no electrodes to measure",
-    "replay": "a replayed recording has no electrodes to measure",
-}
 
 
 class LinkStats:
@@ -153,15 +148,17 @@ class Agent:
         self._samples_of_closed_sessions = 0
         self._wakeup = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._contact_checks: dict[int, asyncio.Task] = {}
-        # JSON messages for the server that handlers queue (video.unavailable), kept
-        # across reconnects until sent; appended from upload threads too
+        # JSON messages for the server that handlers queue (video.unavailable, contact
+        # reports), kept across reconnects until sent; appended from upload threads too
         self.replies: deque[str] = deque()
         self._replies_queued = asyncio.Event()
         self.videos = VideoRequests(
             config.save_video_dir, config.token, lambda: self.server_url,
             self.is_recording, self._reply,
         )  # fmt: skip
+        self.contact_checks = ContactChecks(
+            self.device_info.get("kind", ""), self.recording_streamer, self._reply
+        )
 
     # ------------------------------------------------------------ connection loop
 
@@ -334,7 +331,7 @@ class Agent:
                 )
                 continue
             if message["type"] == "device.contact":
-                self._start_contact_check(message["session"])
+                self.contact_checks.start(message["session"])
             else:
                 self._handle(message)
 
@@ -360,47 +357,6 @@ class Agent:
             self.videos.answer(message["session"])
         elif kind == "error":
             log.error("server: %s (%s)", message["message"], message["code"])
-
-    # ------------------------------------------------------------ electrode contact
-
-    def _start_contact_check(self, session_id: int) -> None:
-        """Measure in the background (a check takes seconds); one at a time per
-        session, since repeated clicks would only lengthen the EMG's pause."""
-        running = self._contact_checks.get(session_id)
-        if running is not None and not running.done():
-            return
-        self._contact_checks[session_id] = asyncio.create_task(
-            self._report_contact(session_id)
-        )
-
-    async def _report_contact(self, session_id: int) -> None:
-        """The report joins the reply queue, like the video answers: it survives a
-        dropped connection instead of being lost with it."""
-        fields = await self.measure_contact(session_id)
-        self._reply(make_message("device.contact_report", session=session_id, **fields))
-
-    async def measure_contact(self, session_id: int) -> dict:
-        """The device.contact_report fields for one recording: a reading, or no pairs
-        and a message that says why."""
-        kind = self.device_info.get("kind", "")
-        if kind in NO_ELECTRODES:
-            return _no_contact(NO_ELECTRODES[kind])
-        if not self.is_recording(session_id):
-            return _no_contact(f"session {session_id} is not recording on this agent")
-        future = self.streamers[session_id].request_contact(CONTACT_CHECK_S)
-        try:
-            reading = await asyncio.wait_for(
-                asyncio.wrap_future(future), CONTACT_WAIT_S
-            )
-        except TimeoutError:
-            return _no_contact(f"no reading within {CONTACT_WAIT_S:g} s")
-        except Exception as exc:  # the page gets why, whatever the device raised
-            return _no_contact(str(exc) or type(exc).__name__)
-        return {
-            "pairs": list(reading.pairs),
-            "resistance_kohm": list(reading.resistance_kohm),
-            "message": "",
-        }
 
     # ------------------------------------------------------------ recordings
 
@@ -465,9 +421,13 @@ class Agent:
             if streamer.camera is not None:
                 streamer.camera.chunk_s = chunk_s
 
-    def is_recording(self, session_id: int) -> bool:
+    def recording_streamer(self, session_id: int) -> DeviceStreamer | None:
+        """The session's device thread while it records, else None."""
         streamer = self.streamers.get(session_id)
-        return streamer is not None and streamer.is_alive()
+        return streamer if streamer is not None and streamer.is_alive() else None
+
+    def is_recording(self, session_id: int) -> bool:
+        return self.recording_streamer(session_id) is not None
 
     def stop_recording(self, session_id: int) -> None:
         streamer = self.streamers.get(session_id)
@@ -526,10 +486,6 @@ def _stopped_message(session: SpoolSession) -> str:
         reason=session.state["reason"],
         label_chunks=session.next_label_seq,
     )
-
-
-def _no_contact(message: str) -> dict:
-    return {"pairs": [], "resistance_kohm": [], "message": message}
 
 
 def camera_status(camera) -> dict:

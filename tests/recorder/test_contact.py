@@ -146,7 +146,7 @@ def start(agent: Agent, session_id: int) -> None:
 
 def test_a_simulated_agent_says_it_has_no_electrodes(tmp_path):
     agent = make_agent(tmp_path)
-    fields = asyncio.run(agent.measure_contact(7))
+    fields = asyncio.run(agent.contact_checks.measure(7))
     assert fields == {
         "pairs": [],
         "resistance_kohm": [],
@@ -159,9 +159,9 @@ def test_the_agent_answers_device_contact_with_a_report(tmp_path):
     start(agent, 7)
 
     async def ask_twice():
-        agent._start_contact_check(7)
-        agent._start_contact_check(7)  # while one runs: not measured again
-        await agent._contact_checks[7]
+        agent.contact_checks.start(7)
+        agent.contact_checks.start(7)  # while one runs: not measured again
+        await agent.contact_checks.running[7]
 
     try:
         asyncio.run(ask_twice())
@@ -182,7 +182,7 @@ def test_the_agent_answers_device_contact_with_a_report(tmp_path):
 
 def test_a_session_not_recording_here_gets_a_reason(tmp_path):
     agent = make_agent(tmp_path, device_factory=ArmbandWithContact)
-    fields = asyncio.run(agent.measure_contact(9))
+    fields = asyncio.run(agent.contact_checks.measure(9))
     assert fields["pairs"] == [] and "not recording on this agent" in fields["message"]
 
 
@@ -193,7 +193,7 @@ def test_a_device_error_becomes_the_reports_message(tmp_path):
     agent = make_agent(tmp_path, device_factory=failing)
     start(agent, 7)
     try:
-        fields = asyncio.run(agent.measure_contact(7))
+        fields = asyncio.run(agent.contact_checks.measure(7))
     finally:
         agent.stop_all_recordings()
     assert fields == {
