@@ -154,7 +154,7 @@ class Agent:
         self._replies_queued = asyncio.Event()
         self.videos = VideoRequests(
             config.save_video_dir, config.token, lambda: self.server_url,
-            self.is_recording, self._reply,
+            self.recording_streamer, self._reply,
         )  # fmt: skip
         self.contact_checks = ContactChecks(
             self.device_info.get("kind", ""), self.recording_streamer, self._reply
@@ -425,9 +425,6 @@ class Agent:
         """The session's device thread while it records, else None."""
         streamer = self.streamers.get(session_id)
         return streamer if streamer is not None and streamer.is_alive() else None
-
-    def is_recording(self, session_id: int) -> bool:
-        return self.recording_streamer(session_id) is not None
 
     def stop_recording(self, session_id: int) -> None:
         streamer = self.streamers.get(session_id)

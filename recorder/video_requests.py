@@ -24,22 +24,22 @@ log = logging.getLogger("recorder.agent")
 
 
 class VideoRequests:
-    """`reply` queues a message for the server from any thread; `is_recording`
-    says whether a session is still being recorded; `server_url` is where the
-    agent is connected now."""
+    """`reply` queues a message for the server from any thread;
+    `recording_streamer` gives a session's device thread while it records (else
+    None); `server_url` is where the agent is connected now."""
 
     def __init__(
         self,
         save_video_dir: Path | None,
         token: str,
         server_url: Callable[[], str],
-        is_recording: Callable[[int], bool],
+        recording_streamer: Callable[[int], object | None],
         reply: Callable[[str], None],
     ):
         self.save_video_dir = save_video_dir
         self.token = token
         self.server_url = server_url
-        self.is_recording = is_recording
+        self.recording_streamer = recording_streamer
         self.reply = reply
         self.uploads: dict[int, threading.Thread] = {}
 
@@ -65,7 +65,7 @@ class VideoRequests:
         directory = self.save_video_dir
         if directory is None:
             return "this agent runs without --save-video, so it keeps no video"
-        if self.is_recording(session_id):
+        if self.recording_streamer(session_id) is not None:
             return "the session is still recording; ask again once it has stopped"
         video_path, _ = saved_video_paths(directory, session_id)
         if not video_path.is_file():

@@ -38,7 +38,12 @@ import torch
 
 from recorder.guided.poses import FREE_MOVEMENT_TOUR
 from recorder.guided.protocols import FILES_DIR, load_protocol_file
-from training.calibration import FineTuneConfig, evaluate_checkpoint, finetune
+from training.calibration import (
+    FineTuneConfig,
+    evaluate_checkpoint,
+    finetune,
+    split_tail,
+)
 from training.data import from_recording
 from training.simulated import simulated_labeled_session
 from training.trainer import TrainConfig, train
@@ -145,8 +150,6 @@ def scratch_checkpoint(args, calibration, out_dir: Path) -> Path:
     """The model trained on the calibration minute alone: the same split as the
     fine-tune, the pre-training's recipe but augmented (SCRATCH_AUGMENT), and
     room for many epochs."""
-    from training.calibration import split_tail
-
     head, tail = split_tail(calibration, FineTuneConfig().validation_fraction)
     config = TrainConfig(
         model=args.model, epochs=args.scratch_epochs, batch_size=64,
